@@ -1,0 +1,200 @@
+"""``mailhub serve``: the running platform in one or more processes.
+
+:class:`Mailhub` is one process's set of services (SMTP listeners, queue
+writer, delivery worker) on one event loop; tests start it in-process on
+ephemeral ports. :func:`serve` is the blocking entry point: it prepares the
+database, binds the sockets, forks ``server.processes - 1`` extra SMTP front-end
+processes that share them, and runs until SIGTERM or SIGINT.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+from mailhub.config import Config
+from mailhub.db import make_engine
+from mailhub.directory import load_sender
+from mailhub.directory_cache import DirectoryNames
+from mailhub.dkimkeys import load_domain_keys
+from mailhub.queue import QueueWriter
+from mailhub.signing import DkimSigner
+from mailhub.smtp.auth import Authenticator
+from mailhub.smtp.handler import SubmissionHandler
+from mailhub.smtp.protocol import SubmissionSMTP
+from mailhub.submission import SubmissionPipeline
+from mailhub.tlscert import server_context
+from mailhub.usage import UsageCounter
+
+log = logging.getLogger("mailhub")
+
+ROLES = ("submission", "delivery")
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, port), family=family, backlog=1024, reuse_port=False)
+    sock.setblocking(False)
+    return sock
+
+
+def load_signer(config: Config) -> DkimSigner:
+    keys = {}
+    for domain in config.domains.official:
+        keys[domain] = load_domain_keys(config.dkim_keys_dir, domain, config.dkim.selector,
+                                        config.dkim.ed25519)
+    return DkimSigner(keys)
+
+
+class Mailhub:
+    """The services of one process. ``sockets`` maps listener name → bound socket;
+    missing ones are bound from the config (port 0 picks a free port)."""
+
+    def __init__(self, config: Config, *, only: str | None = None,
+                 sockets: dict[str, socket.socket] | None = None, node_id: str | None = None) -> None:
+        self.config = config
+        self.only = only
+        self._sockets = dict(sockets or {})
+        self.node_id = node_id or f"{socket.gethostname()}:{os.getpid()}"
+        self.ports: dict[str, int] = {}
+        self._servers: list[asyncio.AbstractServer] = []
+        self._tasks: list[asyncio.Task] = []
+        self._stop = asyncio.Event()
+        self.worker = None
+
+    @property
+    def runs_submission(self) -> bool:
+        return self.only in (None, "submission")
+
+    @property
+    def runs_delivery(self) -> bool:
+        return self.only in (None, "delivery")
+
+    async def start(self) -> None:
+        config = self.config
+        self.engine = make_engine(config.database_url)
+        if self.runs_delivery:
+            self._start_delivery()
+        if self.runs_submission:
+            await self._start_submission()
+
+    def _start_delivery(self) -> None:
+        from mailhub.delivery import build_transport
+        from mailhub.delivery.worker import DeliveryWorker
+
+        d = self.config.delivery
+        self.worker = DeliveryWorker(self.engine, build_transport(self.config), concurrency=d.concurrency,
+                                     poll_seconds=d.poll_seconds, node_id=self.node_id)
+        self._tasks.append(asyncio.get_running_loop().create_task(self.worker.run(self._stop)))
+
+    async def _start_submission(self) -> None:
+        config, loop = self.config, asyncio.get_running_loop()
+        tls = server_context(config.tls_cert_path, config.tls_key_path)
+        self.queue = QueueWriter(self.engine, config.queue.group_commit_max)
+        self.queue.start()
+        names = DirectoryNames(self.engine)
+        await asyncio.to_thread(names.load)
+        self._tasks.append(loop.create_task(names.run(self._stop)))
+        self._policy_executor = ThreadPoolExecutor(4, thread_name_prefix="policy")
+        pipeline = SubmissionPipeline(
+            config, queue=self.queue, signer=await asyncio.to_thread(load_signer, config),
+            usage=UsageCounter(self.engine), directory_names=names,
+            executor=self._policy_executor,
+            on_stored=self.worker.wake if self.worker else (lambda: None))
+        handler = SubmissionHandler(pipeline)
+        authenticator = Authenticator(self.engine, config.auth, load_sender)
+        common = dict(authenticator=authenticator, hostname=config.server.hostname,
+                      ident="ESMTP mailhub", data_size_limit=config.limits.max_message_bytes,
+                      timeout=config.server.session_timeout_seconds,
+                      pregreet_wait=config.server.pregreet_wait_seconds,
+                      session_max_auth_failures=config.auth.session_max_failures, loop=loop)
+        for name, implicit in (("submission", False), ("submissions", True)):
+            sock = self._sockets.get(name)
+            if sock is None:
+                address = config.listen_address(name)
+                sock = bind_socket(address.host, address.port)
+            factory = (lambda implicit=implicit: SubmissionSMTP(
+                handler, implicit_tls=implicit, tls_context=None if implicit else tls, **common))
+            server = await loop.create_server(factory, sock=sock, ssl=tls if implicit else None,
+                                              ssl_handshake_timeout=30 if implicit else None)
+            self._servers.append(server)
+            self.ports[name] = server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        self._stop.set()
+        for server in self._servers:
+            server.close()
+        for server in self._servers:
+            await server.wait_closed()
+        if self.runs_submission and hasattr(self, "queue"):
+            await self.queue.stop()
+        for task in self._tasks:
+            try:
+                await asyncio.wait_for(task, 10)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                pass
+        if hasattr(self, "_policy_executor"):
+            self._policy_executor.shutdown(wait=False)
+        self.engine.dispose()
+
+    async def run_until_signalled(self) -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        for name, port in sorted(self.ports.items()):
+            print(f"mailhub[{os.getpid()}]: {name} listening on port {port}", flush=True)
+        if self.worker:
+            print(f"mailhub[{os.getpid()}]: delivery worker running", flush=True)
+        await stop.wait()
+        await self.stop()
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
+    # aiosmtpd logs every command line at INFO: too much, and it includes addresses.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+
+
+def serve(config: Config, only: str | None = None) -> None:
+    """Run until SIGTERM/SIGINT. Forks ``server.processes - 1`` extra SMTP processes."""
+    from mailhub.schema import upgrade
+
+    if only not in (None, *ROLES):
+        raise ValueError(f"--only must be one of {', '.join(ROLES)}")
+    _setup_logging()
+    upgrade(config.database_url)
+    sockets: dict[str, socket.socket] = {}
+    if only in (None, "submission"):
+        for name in ("submission", "submissions"):
+            address = config.listen_address(name)
+            sockets[name] = bind_socket(address.host, address.port)
+    children: list[int] = []
+    extra = config.server.processes - 1 if sockets else 0
+    for _ in range(extra):
+        pid = os.fork()
+        if pid == 0:  # child: SMTP front end only, on the shared sockets
+            try:
+                asyncio.run(Mailhub(config, only="submission", sockets=sockets).run_until_signalled())
+            finally:
+                os._exit(0)
+        children.append(pid)
+    try:
+        asyncio.run(Mailhub(config, only=only, sockets=sockets).run_until_signalled())
+    finally:
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for pid in children:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass

@@ -1,0 +1,318 @@
+"""Configuration: one TOML file, validated once at start, frozen, passed in.
+
+Nothing reads the environment at import time: :func:`load_config` takes the
+environment mapping it should apply (``MAILHUB_HOME``, ``MAILHUB_DATABASE_URL``,
+``MAILHUB_SUBMISSION_LISTEN``, ``MAILHUB_SUBMISSIONS_LISTEN``, ``MAILHUB_HTTP_LISTEN``).
+A missing file, an unknown key or a value of the wrong type raises
+:class:`ConfigError` naming the file and the key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from mailhub.errors import ConfigError
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "mailhub.toml"
+
+
+class Secret(str):
+    """A string that never shows itself in repr, logs or tracebacks."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self else "Secret('')"
+
+    def reveal(self) -> str:
+        return str.__str__(self)
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class ListenAddress:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str, key: str) -> "ListenAddress":
+        host, sep, port = text.rpartition(":")
+        host = host.strip("[]")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ConfigError(f"{key}: expected host:port, got {text!r}")
+        return cls(host, int(port))
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    hostname: str = "mailhub.localhost"
+    home: str = "var"
+    processes: int = 1
+    # Seconds to wait before the greeting; a client that talks first is dropped.
+    pregreet_wait_seconds: float = 0.2
+    # An idle SMTP session is closed after this many seconds (RFC 5321 §4.5.3.2.7).
+    session_timeout_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
+class ListenConfig:
+    submission: str = "127.0.0.1:10587"
+    submissions: str = "127.0.0.1:10465"
+    http: str = "127.0.0.1:8025"
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    cert_file: str = ""
+    key_file: str = ""
+
+
+@dataclass(frozen=True)
+class DomainsConfig:
+    official: tuple[str, ...] = ("hochiminhcity.gov.vn",)
+    subdomains_of: tuple[str, ...] = ("hochiminhcity.gov.vn",)
+
+
+@dataclass(frozen=True)
+class DKIMConfig:
+    selector: str = "mailhub"
+    ed25519: bool = False
+    keys_dir: str = ""
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    max_failures: int = 5
+    window_seconds: int = 900
+    lockout_seconds: int = 900
+    # Failed AUTH attempts in one SMTP session before the relay hangs up.
+    session_max_failures: int = 3
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    max_message_bytes: int = 25 * 1024 * 1024
+    max_recipients: int = 100
+    per_hour: int = 200
+    per_day: int = 1000
+    external_recipients: str = "allow"
+    max_external_recipients: int = 100
+
+
+@dataclass(frozen=True)
+class ClassificationConfig:
+    header: str = "X-Classification"
+    markers: tuple[str, ...] = ("MẬT", "TỐI MẬT", "TUYỆT MẬT")
+
+
+@dataclass(frozen=True)
+class PoliciesConfig:
+    mail: tuple[str, ...] = ("sender_domain_official", "sender_owned", "rate_limit", "declared_size")
+    rcpt: tuple[str, ...] = ("recipient_syntax", "recipient_count", "external_recipients")
+    data: tuple[str, ...] = ("message_size", "header_from_matches", "no_impersonation", "classification")
+    timeout_seconds: float = 2.0
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    group_commit_max: int = 64
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    mode: str = "outbox"
+    relay_host: str = ""
+    relay_port: int = 25
+    relay_tls: str = "starttls"
+    relay_username: str = ""
+    relay_password: Secret = Secret("")
+    concurrency: int = 10
+    poll_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    """The parts of the config that policies read, gathered in one frozen object."""
+
+    domains: DomainsConfig
+    limits: LimitsConfig
+    classification: ClassificationConfig
+
+
+@dataclass(frozen=True)
+class Config:
+    source: str = "<defaults>"
+    server: ServerConfig = field(default_factory=ServerConfig)
+    listen: ListenConfig = field(default_factory=ListenConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    tls: TLSConfig = field(default_factory=TLSConfig)
+    domains: DomainsConfig = field(default_factory=DomainsConfig)
+    dkim: DKIMConfig = field(default_factory=DKIMConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    classification: ClassificationConfig = field(default_factory=ClassificationConfig)
+    policies: PoliciesConfig = field(default_factory=PoliciesConfig)
+    queue: QueueConfig = field(default_factory=QueueConfig)
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+
+    # ---- derived paths -------------------------------------------------
+    @property
+    def home(self) -> Path:
+        return Path(self.server.home).expanduser().resolve()
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{self.home / 'mailhub.db'}"
+
+    @property
+    def tls_cert_path(self) -> Path:
+        return Path(self.tls.cert_file) if self.tls.cert_file else self.home / "tls" / "cert.pem"
+
+    @property
+    def tls_key_path(self) -> Path:
+        return Path(self.tls.key_file) if self.tls.key_file else self.home / "tls" / "key.pem"
+
+    @property
+    def dkim_keys_dir(self) -> Path:
+        return Path(self.dkim.keys_dir) if self.dkim.keys_dir else self.home / "dkim"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.home / "outbox"
+
+    def listen_address(self, name: str) -> ListenAddress:
+        return ListenAddress.parse(getattr(self.listen, name), f"listen.{name}")
+
+    @property
+    def policy_settings(self) -> PolicySettings:
+        return PolicySettings(self.domains, self.limits, self.classification)
+
+
+ENV_OVERRIDES = {
+    "MAILHUB_HOME": ("server", "home"),
+    "MAILHUB_DATABASE_URL": ("database", "url"),
+    "MAILHUB_SUBMISSION_LISTEN": ("listen", "submission"),
+    "MAILHUB_SUBMISSIONS_LISTEN": ("listen", "submissions"),
+    "MAILHUB_HTTP_LISTEN": ("listen", "http"),
+}
+
+_CHOICES = {
+    ("delivery", "mode"): ("outbox", "relay"),
+    ("delivery", "relay_tls"): ("none", "starttls", "require-starttls", "tls"),
+    ("limits", "external_recipients"): ("allow", "deny"),
+}
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the dataclass field type ``tp``; name ``key`` on error."""
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        (item_tp, _ellipsis) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {type(value).__name__}")
+        return tuple(_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        if value < 0:
+            raise ConfigError(f"{key}: must not be negative, got {value}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if value < 0:
+            raise ConfigError(f"{key}: must not be negative, got {value}")
+        return float(value)
+    if tp in (str, Secret):
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return tp(value)
+    raise AssertionError(f"unsupported config type {tp} for {key}")
+
+
+def _build_section(cls: type, data: Any, section: str, source: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: [{section}] must be a table")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for name in data:
+        if name not in known:
+            raise ConfigError(f"{source}: unknown key {section}.{name}")
+    values = {}
+    for name, value in data.items():
+        key = f"{section}.{name}"
+        values[name] = _coerce(value, hints[name], f"{source}: {key}")
+        choices = _CHOICES.get((section, name))
+        if choices and values[name] not in choices:
+            raise ConfigError(f"{source}: {key}: expected one of {', '.join(choices)}, got {value!r}")
+    return cls(**values)
+
+
+def config_from_mapping(data: Mapping[str, Any], source: str = "<mapping>",
+                        environ: Mapping[str, str] | None = None) -> Config:
+    """Build and validate a :class:`Config` from parsed TOML plus environment overrides."""
+    data = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    for var, (section, name) in ENV_OVERRIDES.items():
+        if environ and environ.get(var):
+            data.setdefault(section, {})[name] = environ[var]
+    hints = typing.get_type_hints(Config)
+    sections = {}
+    for name, value in data.items():
+        if name == "source" or name not in hints:
+            raise ConfigError(f"{source}: unknown section [{name}]")
+        sections[name] = _build_section(hints[name], value, name, source)
+    config = Config(source=source, **sections)
+    _check(config)
+    return config
+
+
+def _check(config: Config) -> None:
+    src = config.source
+    for name in ("submission", "submissions", "http"):
+        try:
+            config.listen_address(name)
+        except ConfigError as exc:
+            raise ConfigError(f"{src}: {exc}") from None
+    if not config.domains.official:
+        raise ConfigError(f"{src}: domains.official: at least one official domain is required")
+    if config.delivery.mode == "relay" and not config.delivery.relay_host:
+        raise ConfigError(f"{src}: delivery.relay_host: required when delivery.mode = \"relay\"")
+    if config.server.processes < 1:
+        raise ConfigError(f"{src}: server.processes: must be at least 1")
+    if config.queue.group_commit_max < 1:
+        raise ConfigError(f"{src}: queue.group_commit_max: must be at least 1")
+    if bool(config.tls.cert_file) != bool(config.tls.key_file):
+        raise ConfigError(f"{src}: tls.cert_file and tls.key_file: give both or neither")
+    from policies.registry import check_policy_names  # local: policies import config types
+
+    check_policy_names(config.policies, src)
+
+
+def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Load ``path`` (default: ``MAILHUB_CONFIG`` from ``environ``, else the shipped file)."""
+    environ = environ or {}
+    path = Path(path or environ.get("MAILHUB_CONFIG") or DEFAULT_CONFIG)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read configuration: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return config_from_mapping(data, str(path), environ)

@@ -1,0 +1,163 @@
+"""The stored records: directory, queue, usage ledger, auth lockouts.
+
+One module of table definitions (sqlmodel) so the schema is visible in one place;
+alembic migrations in ``mailhub/migrations`` create exactly these tables.
+"""
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+
+from sqlalchemy import Column, Index, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    # Aware UTC: sqlmodel >= 0.0.50 stores `datetime` fields as UTCDateTime, which
+    # refuses naive values on write and returns aware UTC values on read.
+    return datetime.now(timezone.utc)
+
+
+# ---- directory -------------------------------------------------------------
+
+class UnitKind(str, enum.Enum):
+    CITY = "city"
+    DEPARTMENT = "department"  # Sở, ban, ngành
+    DISTRICT = "district"  # Quận, huyện, thành phố thuộc thành phố
+    WARD = "ward"  # Phường, xã, thị trấn
+    OTHER = "other"
+
+
+class Unit(SQLModel, table=True):
+    """An administrative unit; units form a tree (city → departments/districts → wards)."""
+
+    code: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=255)  # Vietnamese name, e.g. "Sở Thông tin và Truyền thông"
+    parent_code: str | None = Field(default=None, foreign_key="unit.code", index=True)
+    kind: str = Field(default=UnitKind.OTHER.value, max_length=16)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+ROLES = ("official", "secretary", "hr", "admin")
+
+
+class Official(SQLModel, table=True):
+    """A person with an account: cán bộ, công chức, viên chức."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, unique=True, index=True)  # lower-case
+    full_name: str = Field(max_length=255)
+    phone: str | None = Field(default=None, max_length=32)  # E.164
+    unit_code: str = Field(foreign_key="unit.code", index=True)
+    roles: str = Field(default="official", max_length=128)  # comma-separated, from ROLES
+    password_hash: str | None = Field(default=None, max_length=255)  # argon2id
+    active: bool = Field(default=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def role_list(self) -> list[str]:
+        return [r for r in self.roles.split(",") if r]
+
+
+class MailboxKind(str, enum.Enum):
+    ALIAS = "alias"  # another address of one official
+    SHARED = "shared"  # a unit mailbox that several officials may send as
+
+
+class Mailbox(SQLModel, table=True):
+    """An address that is not an official's own: an alias or a shared unit mailbox."""
+
+    address: str = Field(primary_key=True, max_length=320)  # lower-case
+    kind: str = Field(max_length=16)
+    display_name: str = Field(default="", max_length=255)
+    unit_code: str | None = Field(default=None, foreign_key="unit.code")
+
+
+class MailboxGrant(SQLModel, table=True):
+    """Official ``official_id`` may send as ``address``."""
+
+    __table_args__ = (UniqueConstraint("address", "official_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    address: str = Field(foreign_key="mailbox.address", index=True, max_length=320)
+    official_id: int = Field(foreign_key="official.id", index=True)
+
+
+# ---- queue -----------------------------------------------------------------
+
+class RecipientState(str, enum.Enum):
+    QUEUED = "queued"  # waiting for its first or next attempt
+    SENDING = "sending"  # claimed by a delivery worker (lease until lease_until)
+    DEFERRED = "deferred"  # last attempt failed temporarily; retried at next_attempt_at
+    DELIVERED = "delivered"  # the next hop accepted it
+    BOUNCED = "bounced"  # failed permanently
+    HELD = "held"  # put aside by an operator; not attempted until released
+
+
+class QueuedMessage(SQLModel, table=True):
+    """A message accepted and signed, exactly as it will go out."""
+
+    __tablename__ = "queued_message"
+    id: str = Field(primary_key=True, max_length=40)
+    mail_from: str = Field(max_length=320)
+    official_email: str | None = Field(default=None, max_length=320, index=True)
+    message_id_header: str = Field(default="", max_length=998)
+    size: int
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class QueueRecipient(SQLModel, table=True):
+    """One recipient of a queued message, with its own delivery state."""
+
+    __tablename__ = "queue_recipient"
+    __table_args__ = (Index("ix_queue_recipient_state_next", "state", "next_attempt_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(foreign_key="queued_message.id", index=True, max_length=40)
+    rcpt: str = Field(max_length=320)
+    state: str = Field(default=RecipientState.QUEUED.value, max_length=16)
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    lease_until: datetime | None = Field(default=None)
+    last_reply: str = Field(default="", max_length=1000)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+# ---- usage ledger ----------------------------------------------------------
+
+class UsageKind(str, enum.Enum):
+    EMAIL = "email"  # a message accepted by the relay
+    REFUSED = "refused"  # an attempt refused by a policy
+    INVITE_EMAIL = "invite_email"  # an invitation sent by the invites module
+
+
+class UsageEvent(SQLModel, table=True):
+    """One line of the usage ledger. Scoring and reports read only this table."""
+
+    __tablename__ = "usage_event"
+    __table_args__ = (Index("ix_usage_official_at", "official_email", "at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    kind: str = Field(max_length=32)
+    official_email: str | None = Field(default=None, max_length=320)
+    unit_code: str | None = Field(default=None, max_length=64)
+    message_id: str | None = Field(default=None, max_length=40)
+    recipients_internal: int = Field(default=0)
+    recipients_external: int = Field(default=0)
+    size: int = Field(default=0)
+    policy: str | None = Field(default=None, max_length=64)  # for refusals
+    reason: str | None = Field(default=None, max_length=1000)  # the reply given
+    client_ip: str | None = Field(default=None, max_length=64)
+
+
+# ---- authentication lockouts -----------------------------------------------
+
+class AuthLockout(SQLModel, table=True):
+    """Failed AUTH attempts per key (``account:<email>`` or ``client:<ip>``).
+
+    Kept in the database so every relay process and node sees the same lockout."""
+
+    __tablename__ = "auth_lockout"
+    key: str = Field(primary_key=True, max_length=400)
+    failures: int = Field(default=0)
+    window_start: datetime = Field(default_factory=utcnow)
+    locked_until: datetime | None = Field(default=None)

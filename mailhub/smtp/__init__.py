@@ -1,0 +1,1 @@
+"""The SMTP front end: listeners, protocol hygiene, AUTH, and thin hooks."""
