@@ -1,0 +1,85 @@
+"""The outbound seam: every delivery channel is a :class:`Transport`.
+
+A transport takes one message and its envelope and returns one
+:class:`RecipientResult` per recipient. It never raises for an expected
+failure (a 4xx/5xx answer, a refused connection, a timeout): those are
+results. The worker treats an exception that escapes a transport as a bug and
+defers every recipient of that message.
+
+A new channel is one file with one small class that has an async ``send``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Protocol, Sequence
+
+
+@dataclass(frozen=True)
+class RecipientResult:
+    """What the next hop said about one recipient.
+
+    ``ok``: accepted. ``permanent``: refused for good (bounce); meaningless when
+    ``ok``. ``reply``: the remote answer on one line, e.g. ``"250 2.0.0 Ok"`` or
+    ``"451 4.3.0 try later"``, or our own text when there was no answer
+    (``"connection refused by 127.0.0.1:2525"``).
+    """
+
+    ok: bool
+    permanent: bool
+    reply: str
+
+    @property
+    def outcome(self) -> str:
+        """The queue state this result leads to: delivered, bounced or deferred."""
+        if self.ok:
+            return "delivered"
+        return "bounced" if self.permanent else "deferred"
+
+
+class Transport(Protocol):
+    """One outbound channel (Maildir outbox, SMTP relay, ...)."""
+
+    async def send(self, mail_from: str, rcpts: Sequence[str], data: bytes) -> dict[str, RecipientResult]:
+        """Deliver ``data`` once to all of ``rcpts``; return a result for each of them."""
+        ...
+
+
+def one_line(text: str, limit: int = 1000) -> str:
+    """Fold a (possibly multi-line) reply into one printable line.
+
+    Remote replies go into logs and the queue table: a CR or LF in them must not
+    forge a log line, so every control character becomes a space.
+    """
+    cleaned = "".join(ch if ch.isprintable() else " " for ch in text)
+    return " ".join(cleaned.split())[:limit]
+
+
+def delivered(reply: str) -> RecipientResult:
+    return RecipientResult(ok=True, permanent=False, reply=one_line(reply))
+
+
+def temporary(reply: str) -> RecipientResult:
+    return RecipientResult(ok=False, permanent=False, reply=one_line(reply))
+
+
+def permanent(reply: str) -> RecipientResult:
+    return RecipientResult(ok=False, permanent=True, reply=one_line(reply))
+
+
+def from_reply(code: int, text: str) -> RecipientResult:
+    """Classify an SMTP reply by its first digit (RFC 5321 §4.2.1).
+
+    2xx accepted, 5xx permanent, anything else (4xx, or a code that makes no
+    sense at this point) temporary: when unsure, retry rather than bounce.
+    """
+    reply = f"{code} {text}"
+    if 200 <= code < 300:
+        return delivered(reply)
+    if 500 <= code < 600:
+        return permanent(reply)
+    return temporary(reply)
+
+
+def for_all(rcpts: Iterable[str], result: RecipientResult) -> dict[str, RecipientResult]:
+    """The same result for every recipient (connection failure, DATA refused, ...)."""
+    return {rcpt: result for rcpt in rcpts}
