@@ -298,8 +298,11 @@ def _check(config: Config) -> None:
         raise ConfigError(f"{src}: queue.group_commit_max: must be at least 1")
     if bool(config.tls.cert_file) != bool(config.tls.key_file):
         raise ConfigError(f"{src}: tls.cert_file and tls.key_file: give both or neither")
-    from policies.registry import check_policy_names  # local: policies import config types
+    # local imports: the policies package imports config types
+    from policies.addresses import check_domains
+    from policies.registry import check_policy_names
 
+    check_domains(config.domains, src)
     check_policy_names(config.policies, src)
 
 

@@ -14,6 +14,7 @@ from typing import Mapping
 from sqlalchemy.engine import Engine
 
 from mailhub.directory import directory_names
+from policies.headers import index_directory
 
 log = logging.getLogger("mailhub.directory")
 
@@ -28,7 +29,9 @@ class DirectoryNames:
         return self._names
 
     def load(self) -> None:
-        self._names = types.MappingProxyType(directory_names(self._engine))
+        names = types.MappingProxyType(directory_names(self._engine))
+        index_directory(names)  # build the policy's name index here, off the hot path
+        self._names = names
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

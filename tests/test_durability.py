@@ -1,0 +1,138 @@
+"""Nothing accepted is lost: SIGKILL right after the 250s, then restart."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import smtplib
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from mailhub.db import make_engine
+from mailhub.models import QueuedMessage, QueueRecipient
+from tests.support import PASSWORD, message, provisioned_copy
+
+pytestmark = pytest.mark.slow
+
+
+def write_config(home: Path, next_hop_port: int) -> Path:
+    path = home / "mailhub.toml"
+    path.write_text(f"""
+[server]
+hostname = "mailhub.test"
+home = "{home}"
+pregreet_wait_seconds = 0.0
+
+[listen]
+submission = "127.0.0.1:0"
+submissions = "127.0.0.1:0"
+
+[tls]
+cert_file = "{home / 'server.pem'}"
+key_file = "{home / 'server.pem'}"
+
+[domains]
+official = ["hcm.gov.vn"]
+subdomains_of = ["hcm.gov.vn"]
+
+[delivery]
+mode = "relay"
+relay_host = "127.0.0.1"
+relay_port = {next_hop_port}
+relay_tls = "none"
+poll_seconds = 0.2
+""", encoding="utf-8")
+    return path
+
+
+class ServeProcess:
+    def __init__(self, config: Path, *args: str) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MAILHUB_")}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mailhub", "--config", str(config), "serve", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+        self.ports: dict[str, int] = {}
+        deadline = time.monotonic() + 30
+        while len(self.ports) < 2 and time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            m = re.search(r"(submissions?) listening on port (\d+)", line)
+            if m:
+                self.ports[m.group(1)] = int(m.group(2))
+        assert len(self.ports) == 2, "mailhub serve did not report its ports"
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self.proc.stdout.close()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        finally:
+            self.proc.stdout.close()
+
+
+def submit_burst(port: int, ca, sessions: int, per_session: int) -> list[str]:
+    """Send messages over several TLS sessions at once; return the queue ids from the 250s."""
+    import ssl
+
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def one_session(n: int) -> None:
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+            client.starttls(context=ctx)
+            client.login("an@hcm.gov.vn", PASSWORD)
+            for i in range(per_session):
+                client.mail("an@hcm.gov.vn")
+                client.rcpt("binh@hcm.gov.vn")
+                code, reply = client.data(message(subject=f"Thư {n}-{i}"))
+                assert code == 250, reply
+                with lock:
+                    ids.append(re.search(rb"queued as (\w+)", reply).group(1).decode())
+
+    with ThreadPoolExecutor(sessions) as pool:
+        for f in [pool.submit(one_session, n) for n in range(sessions)]:
+            f.result()
+    return ids
+
+
+def test_sigkill_after_250_loses_nothing(tmp_path, ca, provisioned_home, next_hop):
+    home = provisioned_copy(provisioned_home, tmp_path / "home")
+    config = write_config(home, next_hop.port)
+
+    server = ServeProcess(config, "--only", "submission")
+    try:
+        ids = submit_burst(server.ports["submission"], ca, sessions=5, per_session=20)
+    finally:
+        server.kill()  # no chance to flush anything: only committed data survives
+    assert len(ids) == 100 and len(set(ids)) == 100
+
+    engine = make_engine(f"sqlite:///{home / 'mailhub.db'}")
+    with engine.connect() as conn:
+        stored = set(conn.execute(select(QueuedMessage.id)).scalars())
+        waiting = conn.execute(select(QueueRecipient.state)).scalars().all()
+    engine.dispose()
+    assert set(ids) <= stored
+    assert waiting.count("queued") == 100
+
+    # after a restart with the delivery worker, every accepted message arrives once
+    server = ServeProcess(config)
+    try:
+        got = next_hop.handler.wait_for(100, timeout=60)
+    finally:
+        server.stop()
+    ids_seen = [re.search(rb"with ESMTPSA id (\w+)", data).group(1).decode() for _, _, data in got]
+    assert sorted(ids_seen) == sorted(ids)
