@@ -457,3 +457,23 @@ def test_store_failure_answers_451_and_nothing_is_delivered(hub, next_hop):
             send(client)
     assert info.value.smtp_code == 451
     assert next_hop.handler.messages == []
+
+
+# ---- an asyncio client --------------------------------------------------------------
+
+@pytest.mark.parametrize("implicit", [False, True])
+async def test_aiosmtplib_client_over_starttls_and_implicit_tls(hub, next_hop, implicit):
+    import aiosmtplib
+
+    port = hub.submissions_port if implicit else hub.submission_port
+    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, use_tls=implicit,
+                             start_tls=not implicit, tls_context=hub.client_context(),
+                             timeout=10)
+    async with client:
+        await client.login("an@hcm.gov.vn", PASSWORD)
+        errors, reply = await client.sendmail("an@hcm.gov.vn", ["binh@hcm.gov.vn"], message())
+        assert errors == {} and "queued as" in reply
+        with pytest.raises(aiosmtplib.SMTPSenderRefused) as info:
+            await client.sendmail("binh@hcm.gov.vn", ["an@hcm.gov.vn"], message(sender="binh@hcm.gov.vn"))
+        assert info.value.code == 553
+    assert len(next_hop.handler.wait_for(1)) == 1
