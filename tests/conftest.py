@@ -41,6 +41,13 @@ def hub(hub_config, ca):
     running.stop()
 
 
+@pytest.fixture(scope="session")
+def perl_verify(tmp_path_factory):
+    """Debian's Perl Mail::DKIM as an independent verifier (skips when not installed)."""
+    from tests.dkimcheck import perl_verifier
+    return perl_verifier(tmp_path_factory.mktemp("zone"))
+
+
 @pytest.fixture
 def pg_url():
     url = os.environ.get("MAILHUB_TEST_DATABASE_URL")

@@ -10,9 +10,7 @@ import base64
 import hashlib
 import os
 import re
-import shutil
 import stat
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import FrozenInstanceError
 from email.header import Header
@@ -28,7 +26,6 @@ from dkim.util import parse_tag_value
 
 from mailhub import signing
 from mailhub.dkimkeys import (
-    DomainKeys,
     dns_records,
     ensure_domain_keys,
     load_domain_keys,
@@ -36,10 +33,10 @@ from mailhub.dkimkeys import (
 )
 from mailhub.errors import ConfigError
 from mailhub.signing import DkimSigner
+from tests.dkimcheck import dkimpy_verify, txt_records
 
 DOMAIN = "hochiminhcity.gov.vn"
 SELECTOR = "mailhub"
-PERL_VERIFIER = Path(__file__).with_name("dkim_verify.pl")
 
 
 def crlf(*lines: str | bytes) -> bytes:
@@ -99,28 +96,6 @@ def test_the_large_message_is_at_least_5_kb() -> None:
 # --- helpers: the published records and the verifiers ------------------------
 
 
-def txt_records(records: list[str]) -> dict[bytes, bytes]:
-    """Owner name -> TXT data, the strings joined as a resolver would (RFC 6376 §3.6.2.2)."""
-    answers: dict[bytes, bytes] = {}
-    for line in records:
-        name = line.split()[0].encode()
-        assert name not in answers, "one key record per selector name (RFC 6376 §3.6.2.2)"
-        answers[name] = "".join(re.findall(r'"([^"]*)"', line)).encode()
-    return answers
-
-
-def dkimpy_verify(message: bytes, records: list[str], idx: int = 0) -> bool:
-    answers = txt_records(records)
-
-    def dnsfunc(name: bytes, timeout: int = 5) -> bytes | None:
-        return answers.get(name)
-
-    try:
-        return dkim.DKIM(message).verify(idx=idx, dnsfunc=dnsfunc)
-    except dkim.DKIMException:  # e.g. "body hash mismatch"; dkim.verify() does the same
-        return False
-
-
 def cryptography_verify_ed25519(message: bytes, records: list[str], idx: int) -> bool:
     """RFC 8463 check without PyNaCl: dkimpy's parsing and canonicalisation (its
     own, not mailhub's), then Ed25519 over the SHA-256 of the header data."""
@@ -141,27 +116,6 @@ def cryptography_verify_ed25519(message: bytes, records: list[str], idx: int) ->
     except InvalidSignature:
         return False
     return True
-
-
-@pytest.fixture(scope="session")
-def perl_verify(tmp_path_factory: pytest.TempPathFactory):
-    """Run tests/dkim_verify.pl; returns {algorithm: result} for one message."""
-    perl = shutil.which("perl")
-    if perl is None or subprocess.run(
-        [perl, "-MMail::DKIM::Verifier", "-MNet::DNS", "-e1"], capture_output=True
-    ).returncode:
-        pytest.skip("Perl Mail::DKIM is not installed (Debian: apt install libmail-dkim-perl)")
-    zone_dir = tmp_path_factory.mktemp("zone")
-
-    def run(message: bytes, records: list[str]) -> dict[str, str]:
-        zone = zone_dir / "zone.txt"
-        zone.write_text("\n".join(records) + "\n")
-        done = subprocess.run([perl, str(PERL_VERIFIER), str(zone)], input=message,
-                              capture_output=True, timeout=60, check=True)
-        lines = [line.split() for line in done.stdout.decode().splitlines()]
-        return {fields[1]: fields[0] for fields in lines if len(fields) > 1}  # "none": {}
-
-    return run
 
 
 @pytest.fixture(scope="module")

@@ -90,9 +90,9 @@ def test_header_from_matches_without_headers_refuses():
     ((f'From: "{unicodedata.normalize("NFD", "Trần Thị Bình")}" <{ME}>',), {}),
     ((f"From: {ME} (Trần Thị Bình)",), {}),  # a comment shown as the name
     ((f'From: "Nguyễn Văn An" <{ME}>', f'Sender: "Trần Thị Bình" <{ME}>'), {}),
-    ((f'From: "Nguyễn Văn An" <{ME}>', f'Reply-To: "Trần Thị Bình" <x@gmail.com>'), {}),
+    ((f'From: "Nguyễn Văn An" <{ME}>', 'Reply-To: "Trần Thị Bình" <x@gmail.com>'), {}),
     ((f'From: "{BOSS}" <{ME}>',), {}),
-    ((f'From: "giamdoc@hochiminhcity.gov.vn" <x@evil.example>',), {}),
+    (('From: "giamdoc@hochiminhcity.gov.vn" <x@evil.example>',), {}),
     ((f'From: "Giám đốc <{BOSS}>" <{ME}>',), {}),
     ((f"From: =?utf-8?b?Z2lhbWRvY0Bob2NoaW1pbmhjaXR5Lmdvdi52bg==?= <{ME}>",), {}),
     ((f"From: {ME}", f"Reply-To: {BOSS}"), {}),

@@ -4,16 +4,15 @@ from __future__ import annotations
 import re
 import smtplib
 import socket
-import ssl
 
-import dkim
 import pytest
 from sqlalchemy import func, select, text
 
 from mailhub.db import make_engine
 from mailhub.dkimkeys import dns_records
 from mailhub.models import QueuedMessage, UsageEvent
-from tests.support import DOMAIN, PASSWORD, SHARED, message
+from tests.dkimcheck import dkimpy_verify
+from tests.support import DOMAIN, PASSWORD, SHARED, message, start_hub
 
 
 def wait_count(config, model, *where, expected: int, timeout: float = 5.0) -> int:
@@ -34,16 +33,9 @@ def count(config, model, *where) -> int:
         engine.dispose()
 
 
-def published_key_lookup(config):
-    """A DNS lookup answering with exactly what `mailhub dkim dns` tells us to publish."""
-    records = {}
-    for line in dns_records(config.dkim_keys_dir, DOMAIN, config.dkim.selector, config.dkim.ed25519):
-        name, _, rdata = line.partition(" IN TXT ")
-        records[name.rstrip(".")] = "".join(part for part in rdata.strip("() ").split('"')[1::2])
-
-    def lookup(name, timeout=5):
-        return records.get(name.decode().rstrip("."), "").encode() or None
-    return lookup
+def published_records(config):
+    """Exactly what `mailhub dkim dns` tells the IT department to publish."""
+    return dns_records(config.dkim_keys_dir, DOMAIN, config.dkim.selector, config.dkim.ed25519)
 
 
 def send(client, sender="an@hcm.gov.vn", to=("binh@hcm.gov.vn",), data=None):
@@ -66,7 +58,7 @@ def test_starttls_submission_is_signed_stored_and_delivered(hub, next_hop):
     assert b"\r\nReceived: from client.test ([127.0.0.1])" in data
     assert b"with ESMTPSA id" in data
     assert b"\r\nMessage-ID: <" in data and b"\r\nDate: " in data
-    assert dkim.verify(data, dnsfunc=published_key_lookup(hub.config))
+    assert dkimpy_verify(data, published_records(hub.config))
     # the ledger has one accepted event with the right counts
     engine = make_engine(hub.config.database_url)
     with engine.connect() as conn:
@@ -75,6 +67,33 @@ def test_starttls_submission_is_signed_stored_and_delivered(hub, next_hop):
     assert (row.official_email, row.unit_code) == ("an@hcm.gov.vn", "STTTT")
     assert (row.recipients_internal, row.recipients_external) == (1, 1)
     assert row.size == len(data)
+
+
+@pytest.fixture
+def ed25519_hub(hub_config, ca):
+    import dataclasses
+    from mailhub.dkimkeys import ensure_domain_keys
+    config = dataclasses.replace(hub_config, dkim=dataclasses.replace(hub_config.dkim, ed25519=True))
+    ensure_domain_keys(config.dkim_keys_dir, DOMAIN, config.dkim.selector, True)
+    running = start_hub(config, ca)
+    yield running
+    running.stop()
+
+
+def test_rsa_and_ed25519_signatures_verify_independently(ed25519_hub, next_hop, perl_verify):
+    body = "Kính gửi Ban Giám đốc,\r\n" + "Báo cáo tình hình ứng dụng CNTT quý III.\r\n" * 120
+    with ed25519_hub.connect() as client:
+        send(client, data=message(subject="Báo cáo quý III/2026 – Sở TTTT", body=body))
+    (_, _, data), = next_hop.handler.wait_for(1)
+    assert len(data) > 5000 and data.count(b"DKIM-Signature:") == 2
+    records = published_records(ed25519_hub.config)
+    assert dkimpy_verify(data, records, idx=0)  # rsa-sha256
+    assert dkimpy_verify(data, records, idx=1)  # ed25519-sha256 (dkimpy with PyNaCl)
+    # Debian's Perl Mail::DKIM: an implementation that shares no code with dkimpy
+    assert perl_verify(data, records)["rsa-sha256"] == "pass"
+    tampered = data.replace("tình hình".encode(), "tinh hinh".encode(), 1)
+    assert perl_verify(tampered, records)["rsa-sha256"] == "fail"
+    assert not dkimpy_verify(tampered, records, idx=0)
 
 
 def test_implicit_tls_offers_auth_and_accepts(hub, next_hop):
