@@ -160,16 +160,30 @@ def _setup_logging() -> None:
                         format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
     # aiosmtpd logs every command line at INFO: too much, and it includes addresses.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def preflight(config: Config, only: str | None) -> None:
+    """Fail before forking, with one clear line, if the database is not at the
+    current schema or the TLS certificate or DKIM keys cannot be loaded."""
+    from mailhub.schema import require_current
+
+    engine = make_engine(config.database_url)
+    try:
+        require_current(engine)
+    finally:
+        engine.dispose()
+    if only in (None, "submission"):
+        server_context(config.tls_cert_path, config.tls_key_path)
+        load_signer(config)
 
 
 def serve(config: Config, only: str | None = None) -> None:
     """Run until SIGTERM/SIGINT. Forks ``server.processes - 1`` extra SMTP processes."""
-    from mailhub.schema import upgrade
-
     if only not in (None, *ROLES):
         raise ValueError(f"--only must be one of {', '.join(ROLES)}")
     _setup_logging()
-    upgrade(config.database_url)
+    preflight(config, only)
     sockets: dict[str, socket.socket] = {}
     if only in (None, "submission"):
         for name in ("submission", "submissions"):
