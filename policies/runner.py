@@ -67,9 +67,12 @@ async def evaluate_async(policies: PolicyList, ctx: PolicyContext, timeout: floa
     running = [""]
     loop = asyncio.get_running_loop()
     try:
-        return await asyncio.wait_for(
-            loop.run_in_executor(executor, _run, policies, ctx, running), timeout)
-    except asyncio.TimeoutError:
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the
+        # cancellation of the calling task (CPython gh-86296), which left an SMTP
+        # session whose client vanished mid-command looping forever.
+        async with asyncio.timeout(timeout):
+            return await loop.run_in_executor(executor, _run, policies, ctx, running)
+    except TimeoutError:
         name = running[0] or "timeout"
         log.error("policy %s timed out after %.3gs at stage %s; answering 451",
                   name, timeout, ctx.stage)

@@ -496,3 +496,48 @@ async def test_aiosmtplib_client_over_starttls_and_implicit_tls(hub, next_hop, i
             await client.sendmail("binh@hcm.gov.vn", ["an@hcm.gov.vn"], message(sender="binh@hcm.gov.vn"))
         assert info.value.code == 553
     assert len(next_hop.handler.wait_for(1)) == 1
+
+
+@pytest.mark.parametrize("stage", ["mail", "rcpt"])
+def test_clients_vanishing_mid_command_do_not_wedge_the_server(hub, stage):
+    """A client that sends a command and drops the TLS connection before the answer
+    once made a front end spin forever (asyncio.wait_for swallowing the session's
+    cancellation on Python 3.11). The event loop must stay responsive."""
+    import base64
+    import random
+    import threading
+    import time
+
+    def loop_lag() -> float | None:
+        done = threading.Event()
+        start = time.monotonic()
+        hub.loop.call_soon_threadsafe(done.set)
+        return time.monotonic() - start if done.wait(2.0) else None
+
+    for attempt in range(12):
+        raw = socket.create_connection(("127.0.0.1", hub.submissions_port), timeout=10)
+        sock = hub.client_context().wrap_socket(raw, server_hostname="localhost")
+        reader = sock.makefile("rb")
+
+        def cmd(line):
+            sock.sendall(line)
+            while (reply := reader.readline())[3:4] == b"-":
+                pass
+            return reply
+        reader.readline()
+        cmd(b"EHLO client.test\r\n")
+        cmd(b"AUTH PLAIN " + base64.b64encode(f"\0an@hcm.gov.vn\0{PASSWORD}".encode()) + b"\r\n")
+        if stage == "rcpt":
+            cmd(b"MAIL FROM:<an@hcm.gov.vn>\r\n")
+            sock.sendall(b"RCPT TO:<binh@hcm.gov.vn>\r\n")
+        else:
+            sock.sendall(b"MAIL FROM:<an@hcm.gov.vn>\r\n")
+        time.sleep(random.uniform(0, 0.004))
+        reader.close()
+        raw.close()  # no TLS close_notify: the connection just vanishes
+        sock.close()
+        time.sleep(0.05)
+        lag = loop_lag()
+        assert lag is not None and lag < 0.5, f"event loop wedged after attempt {attempt}"
+    with hub.connect() as client:
+        assert client.noop()[0] == 250
