@@ -35,9 +35,9 @@ log = logging.getLogger("mailhub")
 ROLES = ("submission", "delivery")
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
+def bind_socket(host: str, port: int, reuse_port: bool = False) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.create_server((host, port), family=family, backlog=1024, reuse_port=False)
+    sock = socket.create_server((host, port), family=family, backlog=1024, reuse_port=reuse_port)
     sock.setblocking(False)
     return sock
 
@@ -185,17 +185,25 @@ def serve(config: Config, only: str | None = None) -> None:
     _setup_logging()
     preflight(config, only)
     sockets: dict[str, socket.socket] = {}
+    extra = config.server.processes - 1 if only in (None, "submission") else 0
     if only in (None, "submission"):
         for name in ("submission", "submissions"):
             address = config.listen_address(name)
-            sockets[name] = bind_socket(address.host, address.port)
+            # SO_REUSEPORT: each process gets its own listening socket on the same
+            # port and the kernel spreads new connections evenly between them
+            # (one inherited socket let a single process take most sessions).
+            sockets[name] = bind_socket(address.host, address.port, reuse_port=extra > 0)
     children: list[int] = []
-    extra = config.server.processes - 1 if sockets else 0
     for _ in range(extra):
         pid = os.fork()
-        if pid == 0:  # child: SMTP front end only, on the shared sockets
+        if pid == 0:  # child: an SMTP front end only, with sockets of its own
             try:
-                asyncio.run(Mailhub(config, only="submission", sockets=sockets).run_until_signalled())
+                own = {}
+                for name, inherited in sockets.items():
+                    host, port = inherited.getsockname()[:2]
+                    own[name] = bind_socket(host, port, reuse_port=True)
+                    inherited.close()
+                asyncio.run(Mailhub(config, only="submission", sockets=own).run_until_signalled())
             finally:
                 os._exit(0)
         children.append(pid)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
+from mailhub.db import write_transaction
 from mailhub.errors import QueueStoreError
 from mailhub.ledger import accepted_event
 from mailhub.models import QueuedMessage, QueueRecipient, RecipientState, UsageEvent, utcnow
@@ -122,7 +123,7 @@ class QueueWriter:
                               attempts=0, next_attempt_at=now, lease_until=None,
                               last_reply="", updated_at=now) for r in m.rcpt_tos)
             usage.append(accepted_event(m, now))
-        with self._engine.begin() as conn:
+        with write_transaction(self._engine) as conn:
             if rows:
                 conn.execute(QueuedMessage.__table__.insert(), rows)
                 conn.execute(QueueRecipient.__table__.insert(), rcpts)

@@ -22,7 +22,7 @@ Concurrency between claimers:
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Iterable, Iterator, NamedTuple
@@ -96,8 +96,11 @@ def as_utc(moment: datetime) -> datetime:
 
 @contextmanager
 def _write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A transaction that holds the write lock from its first statement on SQLite."""
-    with engine.connect() as conn:
+    """A transaction that holds the write lock from its first statement on SQLite
+    (the process-shared :class:`mailhub.db.WriteLock` first, so waiters queue
+    instead of sleeping in SQLite's busy handler)."""
+    lock = getattr(engine, "mailhub_write_lock", None)
+    with lock.hold() if lock is not None else nullcontext(), engine.connect() as conn:
         if conn.dialect.name == "sqlite":
             # pysqlite would open a deferred transaction at the first UPDATE, after
             # our SELECT: another process could claim the same rows in between.

@@ -19,6 +19,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.engine import Engine
 
 from mailhub.config import AuthConfig
+from mailhub.db import write_transaction
 from mailhub.models import AuthLockout, Official, utcnow
 from mailhub.passwords import dummy_verify, verify_password
 from policies.context import Sender
@@ -92,7 +93,7 @@ class Authenticator:
     def _record_failure(self, keys: tuple[str, ...], now) -> None:
         cfg = self._settings
         window = timedelta(seconds=cfg.window_seconds)
-        with self._engine.begin() as conn:
+        with write_transaction(self._engine) as conn:
             for key in keys:
                 row = conn.execute(
                     select(AuthLockout.failures, AuthLockout.window_start)
@@ -116,6 +117,6 @@ class Authenticator:
                     log.warning("locked %s until %s after %d failures", key, until, failures)
 
     def _clear(self, keys: tuple[str, ...]) -> None:
-        with self._engine.begin() as conn:
+        with write_transaction(self._engine) as conn:
             conn.execute(delete(AuthLockout).where(
                 AuthLockout.key.in_(keys), AuthLockout.locked_until.is_(None)))
