@@ -11,13 +11,18 @@ log = logging.getLogger("mailhub.smtp")
 
 
 def _facts(server, session) -> SessionFacts:
+    """The session's facts, built once and rebuilt only when AUTH or EHLO changed them."""
+    sender = session.auth_data if session.authenticated else None
+    facts = getattr(session, "facts", None)
+    if facts is not None and facts.sender is sender and facts.helo == session.host_name:
+        return facts
     tls = None
-    if session.ssl is not None or getattr(server, "_implicit_tls", False):
-        ssl_object = server.transport.get_extra_info("ssl_object") if server.transport else None
-        if ssl_object is not None:
-            tls = f"{ssl_object.version()} {ssl_object.cipher()[0]}"
-    return SessionFacts(sender=session.auth_data if session.authenticated else None,
-                        client_ip=server.client_ip, helo=session.host_name, tls=tls)
+    ssl_object = server.transport.get_extra_info("ssl_object") if server.transport else None
+    if ssl_object is not None:
+        tls = f"{ssl_object.version()} {ssl_object.cipher()[0]}"
+    session.facts = SessionFacts(sender=sender, client_ip=server.client_ip,
+                                 helo=session.host_name, tls=tls)
+    return session.facts
 
 
 class SubmissionHandler:
