@@ -18,6 +18,10 @@ Concurrency between claimers:
   same row and never wait for each other.
 - SQLite: ``BEGIN IMMEDIATE`` takes the one write lock before reading, so the
   read and the update are one step for every process on the file.
+
+Every function here is one write transaction however many rows it touches: the
+worker claims many messages at a time and records many results at a time,
+because on SQLite each transaction is an fsync.
 """
 from __future__ import annotations
 
@@ -27,8 +31,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Iterable, Iterator, NamedTuple
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, or_, select, union_all, update
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.sql.elements import UnaryExpression
+from sqlalchemy.sql.operators import custom_op
 
 from mailhub.delivery.transport import RecipientResult
 from mailhub.models import QueuedMessage, QueueRecipient, RecipientState
@@ -47,6 +54,13 @@ _OUTCOME_STATE = {
     "bounced": RecipientState.BOUNCED.value,
     "deferred": RecipientState.DEFERRED.value,
 }
+_ORDER = (_rcpt.c.next_attempt_at, _rcpt.c.id)  # oldest first; the id keeps arrival order in a tie
+
+# One statement for a whole batch of results (executemany): the values differ per row.
+_MARK = (update(_rcpt).where(_rcpt.c.id == bindparam("b_id"))
+         .values(state=bindparam("b_state"), attempts=bindparam("b_attempts"),
+                 last_reply=bindparam("b_reply"), next_attempt_at=bindparam("b_next"),
+                 lease_until=None, updated_at=bindparam("b_now")))
 
 
 class ClaimedRecipient(NamedTuple):
@@ -109,6 +123,69 @@ def _write_transaction(engine: Engine) -> Iterator[Connection]:
         conn.commit()
 
 
+def _due_rows(lock: bool) -> Select:
+    """The due rows of the messages that own the first ``:limit`` due rows at ``:now``.
+
+    Due: ``queued``/``deferred`` with ``next_attempt_at <= now``, or ``sending``
+    whose lease ran out (its worker died; a ``sending`` row without a lease
+    cannot belong to a live worker either).
+
+    PostgreSQL (``lock``): both steps lock what they read and skip rows another
+    claimer holds, so two nodes never take the same row.
+
+    SQLite: the due rows are found one state at a time, each walk of the
+    ``(state, next_attempt_at)`` index stopping after ``limit`` rows. The plain
+    ``OR`` sorts every due row on each claim: 2 ms with 3,000 queued, 95 ms with
+    50,000. Then the chosen messages' rows come through the ``message_id``
+    index; unary ``+`` on ``state`` keeps the planner from walking every due row
+    again instead.
+    """
+    now, limit = bindparam("now", type_=_rcpt.c.next_attempt_at.type), bindparam("limit")
+    waiting = and_(_rcpt.c.state.in_(_WAITING), _rcpt.c.next_attempt_at <= now)
+    expired = and_(_rcpt.c.state == _SENDING, or_(_rcpt.c.lease_until < now, _rcpt.c.lease_until.is_(None)))
+    every = select(_rcpt.c.id, _rcpt.c.message_id, _rcpt.c.rcpt, _rcpt.c.state, _rcpt.c.next_attempt_at)
+    if lock:
+        due = or_(waiting, expired)
+        first = select(_rcpt.c.message_id).where(due).order_by(*_ORDER).limit(limit)
+        first = first.with_for_update(skip_locked=True)
+        return every.where(due, _rcpt.c.message_id.in_(first)).with_for_update(skip_locked=True)
+    walks = [select(_rcpt.c.message_id, _rcpt.c.next_attempt_at, _rcpt.c.id).where(one)
+             .order_by(*_ORDER).limit(limit).subquery()
+             for one in (*(and_(_rcpt.c.state == state, _rcpt.c.next_attempt_at <= now) for state in _WAITING),
+                         expired)]
+    merged = union_all(*(select(walk) for walk in walks)).subquery()
+    first = select(merged.c.message_id).order_by(merged.c.next_attempt_at, merged.c.id).limit(limit)
+    state = UnaryExpression(_rcpt.c.state, operator=custom_op("+"), type_=_rcpt.c.state.type)
+    due = or_(and_(state.in_(_WAITING), _rcpt.c.next_attempt_at <= now),
+              and_(state == _SENDING, or_(_rcpt.c.lease_until < now, _rcpt.c.lease_until.is_(None))))
+    return every.where(due, _rcpt.c.message_id.in_(first)).order_by(*_ORDER)
+
+
+def _claim_returning() -> Select:
+    """PostgreSQL: pick, lock, lease and read in one statement."""
+    picked = _due_rows(lock=True).cte("picked")
+    claimed = (update(_rcpt).where(_rcpt.c.id == picked.c.id)
+               .values(state=_SENDING, lease_until=bindparam("lease_until"), updated_at=bindparam("now"))
+               .returning(_rcpt.c.id, _rcpt.c.message_id, _rcpt.c.rcpt, picked.c.next_attempt_at,
+                          picked.c.state.label("was"))
+               .cte("claimed"))
+    # The message body once per message, not once per recipient.
+    first = claimed.c.id == func.min(claimed.c.id).over(partition_by=claimed.c.message_id)
+    return (select(claimed.c.id, claimed.c.message_id, claimed.c.rcpt, claimed.c.was, _msg.c.mail_from,
+                   case((first, _msg.c.data)).label("data"))
+            .join_from(claimed, _msg, _msg.c.id == claimed.c.message_id)
+            .order_by(claimed.c.next_attempt_at, claimed.c.id))
+
+
+# Built once: the statements only differ in their parameters, and building the
+# SQLAlchemy objects cost more CPU than running them.
+_CLAIM_POSTGRESQL = _claim_returning()
+_DUE_SQLITE = _due_rows(lock=False)
+_LEASE = (update(_rcpt).where(_rcpt.c.id.in_(bindparam("ids", expanding=True)))
+          .values(state=_SENDING, lease_until=bindparam("lease_until"), updated_at=bindparam("now")))
+_BODIES = select(_msg.c.id, _msg.c.mail_from, _msg.c.data).where(_msg.c.id.in_(bindparam("ids", expanding=True)))
+
+
 def claim(engine: Engine, node_id: str, limit: int, lease_seconds: float, now: datetime) -> list[Claim]:
     """Lease the due recipients of up to ``limit`` messages; return them by message.
 
@@ -116,46 +193,58 @@ def claim(engine: Engine, node_id: str, limit: int, lease_seconds: float, now: d
     with ``lease_until < now`` (its worker died). ``held``, ``delivered`` and
     ``bounced`` rows are never touched. Oldest ``next_attempt_at`` first.
 
-    Two steps: the first ``limit`` due rows choose the messages, then every due
-    row of those messages is taken, so a message goes out in one transaction to
-    all its due recipients. Only rows that are claimed get locked: other nodes
-    go on claiming other messages at the same time.
+    The first ``limit`` due rows choose the messages, then every due row of those
+    messages is taken, so a message goes out in one transaction to all its due
+    recipients. Only rows that are claimed get locked: other nodes go on claiming
+    other messages at the same time.
+
+    PostgreSQL: one statement picks, locks, updates and returns the rows with
+    their messages (one round trip, then the commit). SQLite: three statements
+    inside ``BEGIN IMMEDIATE`` (in-process calls, no round trips).
     """
     now = as_utc(now)
     lease_until = now + timedelta(seconds=lease_seconds)
-    due = or_(
-        and_(_rcpt.c.state.in_(_WAITING), _rcpt.c.next_attempt_at <= now),
-        # a sending row without a lease cannot belong to a live worker
-        and_(_rcpt.c.state == _SENDING, or_(_rcpt.c.lease_until < now, _rcpt.c.lease_until.is_(None))),
-    )
-    order = (_rcpt.c.next_attempt_at, _rcpt.c.message_id, _rcpt.c.id)
-    first = select(_rcpt.c.message_id).where(due).order_by(*order).limit(max(limit, 0))
+    params = {"now": now, "limit": max(limit, 0), "lease_until": lease_until}
     with _write_transaction(engine) as conn:
-        lock = conn.dialect.name == "postgresql"
-        if lock:
-            first = first.with_for_update(skip_locked=True)
-        wanted = list(dict.fromkeys(conn.execute(first).scalars()))
-        if not wanted:
-            return []
-        every = (select(_rcpt.c.id, _rcpt.c.message_id, _rcpt.c.rcpt, _rcpt.c.state)
-                 .where(due, _rcpt.c.message_id.in_(wanted)).order_by(*order))
-        if lock:
-            every = every.with_for_update(skip_locked=True)
-        by_message: dict[str, list[ClaimedRecipient]] = {mid: [] for mid in wanted}
-        stolen = 0
-        for row in conn.execute(every):
-            by_message[row.message_id].append(ClaimedRecipient(row.id, row.rcpt))
-            stolen += row.state == _SENDING
-        ids = [r.id for rows in by_message.values() for r in rows]
-        conn.execute(update(_rcpt).where(_rcpt.c.id.in_(ids))
-                     .values(state=_SENDING, lease_until=lease_until, updated_at=now))
-        messages = conn.execute(select(_msg.c.id, _msg.c.mail_from, _msg.c.data)
-                                .where(_msg.c.id.in_(wanted))).all()
+        if conn.dialect.name == "postgresql":
+            found = list(conn.execute(_CLAIM_POSTGRESQL, params))
+        else:
+            found = _claim_in_steps(conn, params)
+    by_message: dict[str, list[ClaimedRecipient]] = {}
+    messages: dict[str, tuple[str, bytes]] = {}
+    stolen = 0
+    for row in found:
+        by_message.setdefault(row.message_id, []).append(ClaimedRecipient(row.id, row.rcpt))
+        if row.data is not None:
+            messages[row.message_id] = (row.mail_from, bytes(row.data))
+        stolen += row.was == _SENDING
     if stolen:
         log.warning("node %s took over %d recipient(s) whose lease had expired", node_id, stolen)
-    found = {m.id: m for m in messages}
-    return [Claim(mid, found[mid].mail_from, bytes(found[mid].data), tuple(rows), lease_until)
-            for mid, rows in by_message.items() if rows and mid in found]
+    return [Claim(mid, *messages[mid], tuple(rows), lease_until)
+            for mid, rows in by_message.items() if mid in messages]
+
+
+class _Found(NamedTuple):
+    id: int
+    message_id: str
+    rcpt: str
+    was: str  # the state before this claim
+    mail_from: str | None
+    data: bytes | None  # on the first row of each message only
+
+
+def _claim_in_steps(conn: Connection, params: dict) -> list[_Found]:
+    rows = conn.execute(_DUE_SQLITE, params).all()
+    if not rows:
+        return []
+    conn.execute(_LEASE, {**params, "ids": [r.id for r in rows]})
+    bodies = {m.id: m for m in conn.execute(_BODIES, {"ids": list({r.message_id for r in rows})})}
+    found = []
+    for r in rows:
+        m = bodies.pop(r.message_id, None)
+        found.append(_Found(r.id, r.message_id, r.rcpt, r.state,
+                            m.mail_from if m else None, m.data if m else None))
+    return found
 
 
 def mark_results(engine: Engine, results: Iterable[Outcome], now: datetime) -> int:
@@ -165,27 +254,54 @@ def mark_results(engine: Engine, results: Iterable[Outcome], now: datetime) -> i
     delivered → ``delivered``; permanent → ``bounced``; temporary → ``deferred``
     with ``next_attempt_at = now + retry_delay(attempts)``. A row no longer
     ``sending`` under the same lease (taken over by another worker) is left alone.
+    Two statements whatever the number of outcomes: one read, one executemany.
     """
     now = as_utc(now)
     outcomes = {o.recipient_id: o for o in results}
     if not outcomes:
         return 0
-    updated = 0
     with _write_transaction(engine) as conn:
-        current = select(_rcpt.c.id, _rcpt.c.attempts, _rcpt.c.lease_until).where(
+        current = select(_rcpt.c.id, _rcpt.c.attempts, _rcpt.c.lease_until, _rcpt.c.next_attempt_at).where(
             _rcpt.c.id.in_(list(outcomes)), _rcpt.c.state == _SENDING)
         if conn.dialect.name == "postgresql":
             current = current.with_for_update()
+        changes = []
         for row in conn.execute(current).all():
             outcome = outcomes[row.id]
             if row.lease_until != as_utc(outcome.lease_until):
                 continue
             attempts = row.attempts + 1
-            values = dict(state=_OUTCOME_STATE[outcome.result.outcome], attempts=attempts,
-                          last_reply=outcome.result.reply[:REPLY_LIMIT], lease_until=None, updated_at=now)
-            if outcome.result.outcome == "deferred":
-                values["next_attempt_at"] = now + retry_delay(attempts)
-            conn.execute(update(_rcpt).where(_rcpt.c.id == row.id).values(**values))
-            updated += 1
-    return updated
+            result = outcome.result
+            changes.append(dict(
+                b_id=row.id, b_state=_OUTCOME_STATE[result.outcome], b_attempts=attempts,
+                b_reply=result.reply[:REPLY_LIMIT], b_now=now,
+                b_next=now + retry_delay(attempts) if result.outcome == "deferred" else row.next_attempt_at))
+        if changes:
+            conn.execute(_MARK, changes)
+    return len(changes)
 
+
+def release(engine: Engine, claims: Iterable[Claim], now: datetime) -> int:
+    """Give back recipients that were claimed but not attempted; return how many.
+
+    They become ``queued`` (never attempted) or ``deferred`` (attempted before)
+    with their ``next_attempt_at`` unchanged, so they are due at once for any
+    worker, and no attempt is counted. Rows no longer held under the claim's
+    lease are left alone, as in :func:`mark_results`.
+    """
+    by_lease: dict[datetime, list[int]] = {}
+    for job in claims:
+        by_lease.setdefault(as_utc(job.lease_until), []).extend(r.id for r in job.recipients)
+    if not by_lease:
+        return 0
+    released = 0
+    waiting_state: ColumnElement[str] = case((_rcpt.c.attempts == 0, RecipientState.QUEUED.value),
+                                             else_=RecipientState.DEFERRED.value)
+    with _write_transaction(engine) as conn:
+        for lease_until, ids in by_lease.items():
+            done = conn.execute(update(_rcpt)
+                                .where(_rcpt.c.id.in_(ids), _rcpt.c.state == _SENDING,
+                                       _rcpt.c.lease_until == lease_until)
+                                .values(state=waiting_state, lease_until=None, updated_at=as_utc(now)))
+            released += done.rowcount
+    return released

@@ -37,7 +37,11 @@ class RecipientResult:
 
 
 class Transport(Protocol):
-    """One outbound channel (Maildir outbox, SMTP relay, ...)."""
+    """One outbound channel (Maildir outbox, SMTP relay, ...).
+
+    A channel that keeps something open between messages (the relay's SMTP
+    sessions) also has ``async close()``; the worker calls it when it stops.
+    """
 
     async def send(self, mail_from: str, rcpts: Sequence[str], data: bytes) -> dict[str, RecipientResult]:
         """Deliver ``data`` once to all of ``rcpts``; return a result for each of them."""
@@ -50,8 +54,9 @@ def one_line(text: str, limit: int = 1000) -> str:
     Remote replies go into logs and the queue table: a CR or LF in them must not
     forge a log line, so every control character becomes a space.
     """
-    cleaned = "".join(ch if ch.isprintable() else " " for ch in text)
-    return " ".join(cleaned.split())[:limit]
+    if not text.isprintable():  # the usual reply is printable: skip the walk over each character
+        text = "".join(ch if ch.isprintable() else " " for ch in text)
+    return " ".join(text.split())[:limit]
 
 
 def delivered(reply: str) -> RecipientResult:

@@ -4,28 +4,51 @@ It shares nothing with the SMTP front end but the queue tables, so it can run
 in the same process (the front end calls :meth:`DeliveryWorker.wake` after a
 commit) or in another process or node (it then finds new mail by polling).
 
-Concurrency is bounded by claiming only as many messages as there are free
-slots: a message is leased only when a slot is ready to send it, so no lease
-runs out while a message waits its turn behind a semaphore.
+Throughput comes from doing the database work in batches, not per message:
+
+- claims: when fewer than ``concurrency`` claimed messages wait to start, the
+  worker claims up to ``concurrency × 4`` in all (started or waiting) in one
+  transaction. The read-ahead shrinks when sends are slow, so that a claimed
+  message waits at most about ``READ_AHEAD_SECONDS`` (or a quarter of the
+  send budget, if that is shorter) before its send starts; with no measured
+  pace yet, only free slots are claimed;
+- results: each outcome goes to a :class:`~.results.ResultWriter`, which records
+  many with one write; the slot is free for the next message at once.
+
+Each claim is a lease; a send must end within ``SEND_SHARE_OF_LEASE`` of the
+lease counted from the claim, so that its result lands before the lease runs
+out. A claimed message that waited so long that less than half of that time
+is left is given back unsent (:func:`~.claims.release`) rather than started
+with too little time.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import threading
+from collections import deque
 from datetime import datetime
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from sqlalchemy.engine import Engine
 
-from mailhub.delivery.claims import Claim, claim, mark_results
+from mailhub.delivery.claims import Claim, claim, release
+from mailhub.delivery.results import MAX_BATCH, MAX_DELAY, ResultWriter
 from mailhub.delivery.transport import RecipientResult, Transport, for_all, one_line, temporary
 from mailhub.models import utcnow
 
 log = logging.getLogger("mailhub.delivery")
 
 SEND_SHARE_OF_LEASE = 0.8  # a send is stopped after this share of the lease, so its result lands in time
+CLAIM_AHEAD_FACTOR = 4  # claimed messages (started or waiting) at most: concurrency × this
+READ_AHEAD_SECONDS = 10.0  # claimed messages wait at most about this long before they start
+
+
+class _Job(NamedTuple):
+    claim: Claim
+    deadline: float  # event loop time by which its send must be over
 
 
 class DeliveryWorker:
@@ -35,11 +58,13 @@ class DeliveryWorker:
     ``node_id``: names this worker in the log. ``lease_seconds``: how long a claim
     lasts; a crashed worker's recipients are retried after it. ``stop_grace_seconds``:
     how long a clean stop waits for sends in flight before leaving them to lease expiry.
+    ``mark_batch``, ``mark_delay``: see :class:`~.results.ResultWriter`.
     """
 
     def __init__(self, engine: Engine, transport: Transport, concurrency: int, poll_seconds: float,
                  node_id: str, lease_seconds: float = 300, *, stop_grace_seconds: float = 5.0,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, mark_batch: int = MAX_BATCH,
+                 mark_delay: float = MAX_DELAY) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.engine = engine
@@ -50,68 +75,147 @@ class DeliveryWorker:
         self.lease_seconds = lease_seconds
         self.stop_grace_seconds = stop_grace_seconds
         self.clock = clock
-        self._wake = asyncio.Event()
+        self.results = ResultWriter(engine, clock, node_id, mark_batch, mark_delay)
+        self._changed = asyncio.Event()  # something for the loop to look at
+        self._maybe_due = True  # the queue may hold due mail: claim when there is room
+        self._send_seconds: float | None = None  # moving average of one send
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
+
+    @property
+    def send_budget(self) -> float:
+        return self.lease_seconds * SEND_SHARE_OF_LEASE
 
     def wake(self) -> None:
         """Look at the queue now instead of at the next poll. Safe from any thread."""
         if self._loop is not None and threading.get_ident() != self._loop_thread:
-            self._loop.call_soon_threadsafe(self._wake.set)
+            self._loop.call_soon_threadsafe(self._on_wake)
         else:
-            self._wake.set()
+            self._on_wake()
+
+    def _on_wake(self) -> None:
+        self._maybe_due = True
+        self._changed.set()
 
     async def run(self, stop_event: asyncio.Event) -> None:
-        """Deliver until ``stop_event`` is set; then finish (or abandon) sends in flight."""
-        self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
+        """Deliver until ``stop_event`` is set; then finish (or abandon) sends in flight,
+        give back claimed messages not started, record every result, close the transport."""
+        loop = self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        ready: deque[_Job] = deque()
         inflight: set[asyncio.Task[None]] = set()
+        claiming: asyncio.Task[list[_Job]] | None = None
         stopping = asyncio.ensure_future(stop_event.wait())
+        stopping.add_done_callback(lambda _: self._changed.set())
         log.info("delivery worker %s started: %r, concurrency %d", self.node_id, self.transport, self.concurrency)
+        next_poll = loop.time()
         try:
             while not stop_event.is_set():
-                free = self.concurrency - len(inflight)
-                if free > 0:
-                    self._wake.clear()  # before the claim: a wake during it is not lost
-                    jobs = await self._claim_logged(free)
-                    for job in jobs:
-                        inflight.add(asyncio.create_task(self._deliver(job), name=f"deliver {job.message_id}"))
-                    if jobs and len(inflight) < self.concurrency:
-                        continue  # a claim can bring fewer messages than asked: fill the free slots
-                woken = asyncio.ensure_future(self._wake.wait())
-                done, _ = await asyncio.wait({woken, stopping, *inflight}, timeout=self.poll_seconds,
-                                             return_when=asyncio.FIRST_COMPLETED)
-                woken.cancel()
-                for task in done & inflight:
-                    inflight.discard(task)
-                    if not task.cancelled() and task.exception() is not None:  # a bug in _deliver
-                        log.error("delivery task %s failed", task.get_name(), exc_info=task.exception())
+                self._changed.clear()  # first: whatever happens from here on is looked at
+                if claiming is not None and claiming.done():
+                    ready.extend(claiming.result())
+                    claiming = None
+                stale = self._start_ready(ready, inflight)
+                if stale:
+                    await self._release(stale, "they waited too long for a slot", logging.WARNING)
+                now = loop.time()
+                if now >= next_poll:  # unwoken, look at the queue every poll_seconds all the same
+                    self._maybe_due = True
+                want = self.concurrency + self._read_ahead() - len(inflight) - len(ready)
+                if claiming is None and self._maybe_due and len(ready) < self.concurrency and want > 0:
+                    self._maybe_due = False  # before the claim: a wake during it is not lost
+                    next_poll = now + self.poll_seconds
+                    claiming = loop.create_task(self._claim_jobs(want))
+                    claiming.add_done_callback(lambda _: self._changed.set())
+                    continue
+                # Due mail but no room: the next finished send or claim brings us back.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout_at(None if self._maybe_due else next_poll):
+                        await self._changed.wait()
         finally:
             stopping.cancel()
+            if claiming is not None:
+                ready.extend(await claiming)
+            await self._release([job.claim for job in ready], "not started at stop", logging.INFO)
             await self._finish(inflight)
+            await self.results.flush()
+            await self._close_transport()
             log.info("delivery worker %s stopped", self.node_id)
 
     async def drain_once(self) -> int:
-        """Claim once (up to ``concurrency`` messages), deliver them all, record; return the count."""
-        jobs = await asyncio.to_thread(claim, self.engine, self.node_id, self.concurrency,
-                                       self.lease_seconds, self.clock())
-        await asyncio.gather(*(self._deliver(job) for job in jobs))
+        """Claim once (up to ``concurrency`` messages), deliver them all, record them,
+        close the transport's connections; return the count."""
+        jobs = await self._claim_jobs(self.concurrency)
+        try:
+            await asyncio.gather(*(self._deliver(job) for job in jobs))
+        finally:
+            await self.results.flush()
+            await self._close_transport()
         return len(jobs)
 
-    async def _claim_logged(self, limit: int) -> list[Claim]:
+    def _read_ahead(self) -> int:
+        """How many claimed messages may wait for a slot, from the recent pace."""
+        if self._send_seconds is None:
+            return 0
+        horizon = min(READ_AHEAD_SECONDS, self.send_budget / 4)  # far from the give-back threshold
+        paced = int(horizon * self.concurrency / max(self._send_seconds, 1e-6))
+        return min(paced, (CLAIM_AHEAD_FACTOR - 1) * self.concurrency)
+
+    def _start_ready(self, ready: deque[_Job], inflight: set[asyncio.Task[None]]) -> list[Claim]:
+        """Start waiting jobs in the free slots; return those too late to start."""
+        now = asyncio.get_running_loop().time()
+        stale = []
+        while ready and len(inflight) < self.concurrency:
+            job = ready.popleft()
+            if job.deadline - now < self.send_budget / 2:
+                stale.append(job.claim)
+                continue
+            task = asyncio.create_task(self._deliver(job), name=f"deliver {job.claim.message_id}")
+            inflight.add(task)
+            task.add_done_callback(lambda t: self._sent(t, inflight))
+        return stale
+
+    def _sent(self, task: asyncio.Task[None], inflight: set[asyncio.Task[None]]) -> None:
+        inflight.discard(task)
+        self._changed.set()
+        if not task.cancelled() and task.exception() is not None:  # a bug in _deliver
+            log.error("delivery task %s failed", task.get_name(), exc_info=task.exception())
+
+    async def _claim_jobs(self, limit: int) -> list[_Job]:
+        """Claim up to ``limit`` messages; a failure is logged and claims nothing."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()  # the lease starts no earlier than this
         try:
-            return await asyncio.to_thread(claim, self.engine, self.node_id, limit,
-                                           self.lease_seconds, self.clock())
+            claims = await asyncio.to_thread(claim, self.engine, self.node_id, limit,
+                                             self.lease_seconds, self.clock())
         except Exception:
             log.exception("delivery worker %s: claiming from the queue failed; retrying after %g s",
                           self.node_id, self.poll_seconds)
             return []
+        if sum(len(c.recipients) for c in claims) >= limit:
+            self._maybe_due = True  # the claim was full: there is probably more
+        deadline = started + self.send_budget
+        return [_Job(c, deadline) for c in claims]
+
+    async def _release(self, claims: list[Claim], why: str, level: int) -> None:
+        if not claims:
+            return
+        try:
+            count = await asyncio.to_thread(release, self.engine, claims, self.clock())
+        except Exception:
+            log.exception("delivery worker %s: giving back %d unsent message(s) failed; they are "
+                          "retried when their lease expires", self.node_id, len(claims))
+            return
+        log.log(level, "delivery worker %s gave back %d recipient(s) of %d message(s): %s",
+                self.node_id, count, len(claims), why)
+        self._maybe_due = True  # they are due again at once
 
     async def _finish(self, inflight: set[asyncio.Task[None]]) -> None:
         if not inflight:
             return
-        pending: set[asyncio.Task[None]] = inflight
+        pending: set[asyncio.Task[None]] = set(inflight)
         try:
-            _, pending = await asyncio.wait(inflight, timeout=self.stop_grace_seconds)
+            _, pending = await asyncio.wait(pending, timeout=self.stop_grace_seconds)
         finally:  # also when run() itself is cancelled: no send outlives the worker
             unfinished = [task for task in pending if not task.done()]
             if unfinished:
@@ -121,30 +225,40 @@ class DeliveryWorker:
                     task.cancel()
                 await asyncio.gather(*unfinished, return_exceptions=True)
 
-    async def _deliver(self, job: Claim) -> None:
-        """One attempt for one message. Never raises (except cancellation)."""
-        rcpts = list(dict.fromkeys(r.rcpt for r in job.recipients))
-        results = await self._send(job, rcpts)
-        outcomes = job.outcomes(results)
-        for rcpt, outcome in zip((r.rcpt for r in job.recipients), outcomes):
+    async def _close_transport(self) -> None:
+        close = getattr(self.transport, "close", None)  # the Maildir outbox holds nothing open
+        if close is None:
+            return
+        try:
+            await close()
+        except Exception:
+            log.exception("delivery worker %s: closing %r failed", self.node_id, self.transport)
+
+    async def _deliver(self, job: _Job) -> None:
+        """One attempt for one message; its outcomes go to the result writer.
+        Never raises (except cancellation)."""
+        loop = asyncio.get_running_loop()
+        claimed = job.claim
+        rcpts = list(dict.fromkeys(r.rcpt for r in claimed.recipients))
+        started = loop.time()
+        results = await self._send(claimed, rcpts, job.deadline - started)
+        elapsed = loop.time() - started
+        self._send_seconds = elapsed if self._send_seconds is None else 0.8 * self._send_seconds + 0.2 * elapsed
+        outcomes = claimed.outcomes(results)
+        for rcpt, outcome in zip((r.rcpt for r in claimed.recipients), outcomes):
             result = outcome.result
             log.log(logging.INFO if result.ok else logging.WARNING,
                     "attempt message=%s rcpt=%s result=%s reply=%s node=%s",
-                    job.message_id, one_line(rcpt), result.outcome, one_line(result.reply), self.node_id)
-        try:
-            await asyncio.to_thread(mark_results, self.engine, outcomes, self.clock())
-        except Exception:
-            log.exception("message=%s: recording the results failed; the recipients are tried again "
-                          "after the lease (%s UTC)", job.message_id, job.lease_until.isoformat(" ", "seconds"))
+                    claimed.message_id, one_line(rcpt), result.outcome, one_line(result.reply), self.node_id)
+        self.results.add(outcomes)
 
-    async def _send(self, job: Claim, rcpts: list[str]) -> dict[str, RecipientResult]:
-        budget = self.lease_seconds * SEND_SHARE_OF_LEASE
+    async def _send(self, job: Claim, rcpts: list[str], budget: float) -> dict[str, RecipientResult]:
         try:
             async with asyncio.timeout(budget) as deadline:
                 return await self.transport.send(job.mail_from, rcpts, job.data)
         except Exception as exc:
             if isinstance(exc, TimeoutError) and deadline.expired():
-                return for_all(rcpts, temporary(f"451 4.4.7 the attempt took more than {budget:g} s "
+                return for_all(rcpts, temporary(f"451 4.4.7 the attempt took more than {budget:.3g} s "
                                                 "and was stopped before the lease ran out"))
             error_id = secrets.token_hex(4)
             log.exception("message=%s: transport %r failed unexpectedly (error %s)",
