@@ -718,15 +718,15 @@ class Bench:
             m = re.search(r"mailhub\[(\d+)\]: delivery worker running", line)
             if m:
                 worker = True
-                self.roles[int(m.group(1))] = "front end + delivery"
+                self.roles[int(m.group(1))] = "delivery"
         else:
             raise RuntimeError(f"mailhub serve did not report its ports and delivery worker; "
                                f"its stdout so far: {seen}")
         any_ports = next(iter(ports.values()))
         self.ports = any_ports
         self.server_pids = sorted(ports)
-        for pid in ports:
-            self.roles.setdefault(pid, "front end")
+        for pid in ports:  # a process with ports that also delivers runs both roles
+            self.roles[pid] = "front end + delivery" if self.roles.get(pid) == "delivery" else "front end"
         if self.delivery:
             log(f"mailhub serve --only delivery: pid {next(iter(self.roles))} "
                 f"(guard {self.delivery.pid})")
@@ -890,7 +890,9 @@ def print_report(report: dict) -> None:
           f"Linux {m['kernel']}; {m['implementation']} {m['python']}; {m['openssl']}")
     print(f"  command : {report['command']}")
     where = ("a separate `serve --only delivery` process runs the delivery worker"
-             if cfg["split_delivery"] else "the first also runs the delivery worker")
+             if cfg["split_delivery"] else
+             "plain `serve`: with processes > 1 its parent process runs the delivery worker, "
+             "with 1 the single process does both")
     print(f"  relay   : mailhub serve, {cfg['processes']} SMTP process(es) sharing the sockets "
           f"({where}), SQLite WAL synchronous=FULL queue, "
           f"DKIM RSA-2048, delivery by SMTP relay to a sink ({cfg['sink']}) in its own process")
@@ -962,8 +964,9 @@ def parse_args(argv: list[str] | None = None):
     p.add_argument("--sink", choices=("raw", "aiosmtpd"), default="raw",
                    help="next-hop sink: bare asyncio protocol (default, cheapest) or aiosmtpd")
     p.add_argument("--split-delivery", action="store_true",
-                   help="run the delivery worker in its own `mailhub serve --only delivery` process "
-                        "(default: inside the first front-end process, as plain `serve` does)")
+                   help="run the delivery worker from a second `mailhub serve --only delivery` "
+                        "command (default: plain `serve`, which with --processes > 1 already runs "
+                        "the worker in its own parent process)")
     p.add_argument("--delivery-concurrency", type=int, default=0,
                    help="[delivery] concurrency (default: mailhub's own default)")
     p.add_argument("--drain-timeout", type=float, default=120.0,

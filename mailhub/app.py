@@ -178,37 +178,64 @@ def preflight(config: Config, only: str | None) -> None:
         load_signer(config)
 
 
+def _die_with_parent() -> None:
+    """Linux: a front-end child gets SIGTERM if the parent process dies (even by SIGKILL)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _run_front_end(config: Config, sockets: dict[str, socket.socket]) -> None:
+    """In a forked child: an SMTP front end on listening sockets of its own."""
+    try:
+        _die_with_parent()
+        own = {}
+        for name, inherited in sockets.items():
+            host, port = inherited.getsockname()[:2]
+            own[name] = bind_socket(host, port, reuse_port=True)
+            inherited.close()
+        asyncio.run(Mailhub(config, only="submission", sockets=own).run_until_signalled())
+    finally:
+        os._exit(0)
+
+
 def serve(config: Config, only: str | None = None) -> None:
-    """Run until SIGTERM/SIGINT. Forks ``server.processes - 1`` extra SMTP processes."""
+    """Run until SIGTERM/SIGINT.
+
+    Process layout: with ``server.processes = 1`` one process runs the SMTP front
+    end and the delivery worker. With ``processes = N > 1`` the parent runs only
+    the delivery worker and forks N SMTP front ends, each with its own
+    SO_REUSEPORT socket so the kernel spreads sessions evenly. (Measured: a
+    worker sharing a busy front end's event loop gets too few turns and the
+    queue grows under load; in its own process it keeps up.)
+    ``only`` runs one role in this process and forks nothing for the other.
+    """
     if only not in (None, *ROLES):
         raise ValueError(f"--only must be one of {', '.join(ROLES)}")
     _setup_logging()
     preflight(config, only)
+    fronts = 0 if only == "delivery" else config.server.processes
+    split = only is None and fronts > 1
     sockets: dict[str, socket.socket] = {}
-    extra = config.server.processes - 1 if only in (None, "submission") else 0
-    if only in (None, "submission"):
-        for name in ("submission", "submissions"):
-            address = config.listen_address(name)
-            # SO_REUSEPORT: each process gets its own listening socket on the same
-            # port and the kernel spreads new connections evenly between them
-            # (one inherited socket let a single process take most sessions).
-            sockets[name] = bind_socket(address.host, address.port, reuse_port=extra > 0)
+    for name in ("submission", "submissions") if fronts else ():
+        address = config.listen_address(name)
+        sockets[name] = bind_socket(address.host, address.port, reuse_port=fronts > 1)
     children: list[int] = []
-    for _ in range(extra):
+    for _ in range(fronts if split else max(fronts - 1, 0)):
         pid = os.fork()
-        if pid == 0:  # child: an SMTP front end only, with sockets of its own
-            try:
-                own = {}
-                for name, inherited in sockets.items():
-                    host, port = inherited.getsockname()[:2]
-                    own[name] = bind_socket(host, port, reuse_port=True)
-                    inherited.close()
-                asyncio.run(Mailhub(config, only="submission", sockets=own).run_until_signalled())
-            finally:
-                os._exit(0)
+        if pid == 0:
+            _run_front_end(config, sockets)
         children.append(pid)
+    if split:  # the parent only delivers: its sockets must not take a share of sessions
+        for sock in sockets.values():
+            sock.close()
+        sockets = {}
     try:
-        asyncio.run(Mailhub(config, only=only, sockets=sockets).run_until_signalled())
+        asyncio.run(Mailhub(config, only="delivery" if split else only,
+                            sockets=sockets).run_until_signalled())
     finally:
         for pid in children:
             try:

@@ -22,13 +22,14 @@ from tests.support import PASSWORD, message, provisioned_copy
 pytestmark = pytest.mark.slow
 
 
-def write_config(home: Path, next_hop_port: int) -> Path:
+def write_config(home: Path, next_hop_port: int, processes: int = 1) -> Path:
     path = home / "mailhub.toml"
     path.write_text(f"""
 [server]
 hostname = "mailhub.test"
 home = "{home}"
 pregreet_wait_seconds = 0.0
+processes = {processes}
 
 [listen]
 submission = "127.0.0.1:0"
@@ -53,21 +54,32 @@ poll_seconds = 0.2
 
 
 class ServeProcess:
-    def __init__(self, config: Path, *args: str) -> None:
+    """``mailhub serve`` as a child process; ``want`` is how many processes must
+    report in (front ends with their ports, the delivery worker) before tests go on."""
+
+    def __init__(self, config: Path, *args: str, want: int = 1) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MAILHUB_")}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mailhub", "--config", str(config), "serve", *args],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
         self.ports: dict[str, int] = {}
+        self.roles: dict[int, set[str]] = {}  # pid -> what it reported running
         deadline = time.monotonic() + 30
-        while len(self.ports) < 2 and time.monotonic() < deadline:
+        while time.monotonic() < deadline and self._reported() < want:
             line = self.proc.stdout.readline()
             if not line:
                 break
-            m = re.search(r"(submissions?) listening on port (\d+)", line)
-            if m:
-                self.ports[m.group(1)] = int(m.group(2))
+            if m := re.search(r"mailhub\[(\d+)\]: (submissions?) listening on port (\d+)", line):
+                self.ports[m.group(2)] = int(m.group(3))
+                self.roles.setdefault(int(m.group(1)), set()).add(m.group(2))
+            if m := re.search(r"mailhub\[(\d+)\]: delivery worker running", line):
+                self.roles.setdefault(int(m.group(1)), set()).add("delivery")
         assert len(self.ports) == 2, "mailhub serve did not report its ports"
+
+    def _reported(self) -> int:
+        """Processes that are fully up: both listeners, or the delivery worker."""
+        return sum(1 for r in self.roles.values()
+                   if {"submission", "submissions"} <= r or r == {"delivery"})
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
@@ -136,3 +148,20 @@ def test_sigkill_after_250_loses_nothing(tmp_path, ca, provisioned_home, next_ho
         server.stop()
     ids_seen = [re.search(rb"with ESMTPSA id (\w+)", data).group(1).decode() for _, _, data in got]
     assert sorted(ids_seen) == sorted(ids)
+
+
+def test_several_front_ends_share_the_ports_and_a_separate_worker_delivers(
+        tmp_path, ca, provisioned_home, next_hop):
+    home = provisioned_copy(provisioned_home, tmp_path / "home")
+    config = write_config(home, next_hop.port, processes=2)
+    server = ServeProcess(config, want=3)
+    try:
+        # two front ends with both listeners, and a third process that only delivers
+        assert sorted(sorted(r) for r in server.roles.values()) == [
+            ["delivery"], ["submission", "submissions"], ["submission", "submissions"]]
+        ids = submit_burst(server.ports["submission"], ca, sessions=6, per_session=5)
+        got = next_hop.handler.wait_for(30, timeout=30)
+    finally:
+        server.stop()
+    assert len(ids) == 30
+    assert sorted(re.search(rb"with ESMTPSA id (\w+)", d).group(1).decode() for _, _, d in got) == sorted(ids)
