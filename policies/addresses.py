@@ -146,6 +146,13 @@ def canonical_domain(domain: str) -> str:
 
 def canonical(text: str) -> str | None:
     """The canonical form of ``text`` (see :attr:`Mailbox.address`), or None if invalid."""
+    if len(text) > MAX_PATH + 2:
+        return None  # too long even without its <>; and not kept in the cache below
+    return _canonical(text)
+
+
+@functools.lru_cache(maxsize=4096)  # the rules ask for the same few addresses all day
+def _canonical(text: str) -> str | None:
     try:
         return parse_mailbox(text).address
     except AddressError:

@@ -52,13 +52,33 @@ def subject_has_marker(subject: str, markers: tuple[str, ...]) -> bool:
     Brackets and punctuation around the marker do not matter (``[MẬT]``).
     """
     words = _WORD.findall(unicodedata.normalize("NFC", plain_text(subject)))
+    if _marker_words(markers).isdisjoint(words):
+        return False  # a match needs every word of a marker, so at least one of them
     for marker in _subject_markers(markers):
         n = len(marker)
+        exact0, bare0 = marker[0]
         for i in range(len(words) - n + 1):
+            first = words[i]
+            if first != exact0 and not (first.isascii() and first == bare0):
+                continue
             if all(w == exact or (w.isascii() and w == bare)
                    for w, (exact, bare) in zip(words[i:i + n], marker)):
                 return True
     return False
+
+
+@functools.lru_cache(maxsize=16)
+def _marker_words(markers: tuple[str, ...]) -> frozenset[str]:
+    """Every form a subject word must have to match some marker word."""
+    return frozenset(form for marker in _subject_markers(markers)
+                     for word in marker for form in word)
+
+
+@functools.lru_cache(maxsize=16)
+def _header_markers(markers: tuple[str, ...]) -> tuple[tuple[str, ...], frozenset[str]]:
+    """The markers that are not empty once folded, and their folded forms."""
+    kept = tuple(m for m in markers if fold_words(m))
+    return kept, frozenset(fold_words(m) for m in kept)
 
 
 def classification(ctx: PolicyContext) -> Verdict | None:
@@ -71,8 +91,7 @@ def classification(ctx: PolicyContext) -> Verdict | None:
     :func:`subject_has_marker`. Markers come from ``classification.markers``.
     """
     cfg = ctx.settings.classification
-    markers = tuple(m for m in cfg.markers if fold_words(m))
-    folded = {fold_words(m) for m in markers}
+    markers, folded = _header_markers(tuple(cfg.markers))
     for value in field_values(ctx.headers, cfg.header):
         if fold_words(decode_words(value)) in folded:
             return _refused()

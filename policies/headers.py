@@ -9,8 +9,9 @@ import re
 from typing import Mapping
 
 from policies.addresses import canonical, canonical_set
+from policies.addressfields import address_pairs, field_parser, sole_mailbox
 from policies.context import PolicyContext
-from policies.headerfields import address_pairs, field_values, fold_words, sole_mailbox
+from policies.headerfields import field_values, fold_words
 from policies.verdict import Verdict, reject
 
 # Something that looks like an address inside a display name.
@@ -32,17 +33,18 @@ def header_from_matches(ctx: PolicyContext) -> Verdict | None:
     an official's mail never needs that, so it is refused.
 
     Trusts nothing in ``ctx.headers``: a field that does not parse cleanly is a
-    refusal (see :func:`policies.headerfields.sole_mailbox`), never an exception.
+    refusal (see :func:`policies.addressfields.sole_mailbox`), never an exception.
     """
     envelope = canonical(ctx.mail_from)
-    from_ = sole_mailbox(field_values(ctx.headers, "From"))
+    parse = field_parser(ctx.headers)  # shared with no_impersonation: parsed once
+    from_ = sole_mailbox(field_values(ctx.headers, "From"), parse)
     if from_ is None:
         return _from_refused("The message needs exactly one From header with one address.")
     if envelope is None or from_[1].address != envelope:
         return _from_refused("The From address must be the envelope sender (MAIL FROM).")
     senders = field_values(ctx.headers, "Sender")
     if senders:
-        sender = sole_mailbox(senders)
+        sender = sole_mailbox(senders, parse)
         if sender is None or sender[1].address != envelope:
             return _from_refused("The Sender header must be the envelope sender (MAIL FROM).")
     return None
@@ -108,8 +110,11 @@ def no_impersonation(ctx: PolicyContext) -> Verdict | None:
     if ctx.sender is not None:
         allowed = canonical_set((*ctx.sender.may_send_as, ctx.sender.login))
         own_name = fold_words(ctx.sender.full_name or "")
+    parse = field_parser(ctx.headers)  # shared with header_from_matches: parsed once
     for field in ("From", "Sender", "Reply-To"):
-        for display_name, address in address_pairs(field_values(ctx.headers, field)):
+        # Each distinct pair once: a repeat would be judged as its first occurrence was.
+        pairs = dict.fromkeys(address_pairs(field_values(ctx.headers, field), parse))
+        for display_name, address in pairs:
             address = canonical(address) or address.lower()
             for embedded in _EMBEDDED_ADDRESS.findall(display_name):
                 if (canonical(embedded) or embedded.lower()) != address:

@@ -407,13 +407,14 @@ def test_signing_from_many_threads(rsa_ed25519) -> None:
         assert cryptography_verify_ed25519(result, records, idx=1)
 
 
-# --- the two shortcuts taken around dkimpy for speed stay equivalent -------------
+# --- the shortcuts taken around dkimpy for speed stay equivalent ------------------
 
 
 @pytest.mark.parametrize(
     "body",
     [b"", b"\r\n", b"\r\n\r\n", b"x", b"x\r\n\r\n", b"a b\r\n", b"a  b\r\n", b"a\tb\r\n",
-     b"a \r\nb", b"trailing \t\r\n\r\n", b" lead\r\n", b"no final crlf "],
+     b"a \r\nb", b"trailing \t\r\n\r\n", b" lead\r\n", b"no final crlf ",
+     b"\t \t lead run\r\n", b"   \r\n\t\r\n", b"a   \t  b  \r\n-- \r\n", b"a\x0b \x0c b \r\n"],
 )
 def test_relaxed_body_matches_dkimpy(body: bytes) -> None:
     assert signing._relaxed_body(body) == Relaxed.canonicalize_body(body)
@@ -427,3 +428,100 @@ def test_relaxed_body_matches_dkimpy(body: bytes) -> None:
 def test_header_block_parse_matches_dkimpy(message: bytes) -> None:
     parsed = signing._MessageSignature(message)
     assert (parsed.headers, parsed.body) == dkim.rfc822_parse(message)
+
+
+# --- ... and on generated input (hypothesis) ----------------------------------------
+
+
+def _generated(test):
+    """Run ``test(hypothesis, strategies, settings)``, or skip without hypothesis."""
+    hypothesis = pytest.importorskip("hypothesis")
+    settings = hypothesis.settings(max_examples=600, deadline=None, database=None)
+    test(hypothesis, hypothesis.strategies, settings)
+
+
+# RFC 6376 §3.4.4 matters only for WSP (SP, HTAB) and CRLF; \x0b and \x0c are white
+# space to bytes.strip() but not WSP, and empty lines at the end are removed.
+BODY_PIECES = [b" ", b"  ", b"\t", b" \t ", b"\r\n", b"\r\n", b"\r\n\r\n", b"\x0b", b"\x0c",
+               b"a", b"Z", b"x", b".", b"..", b"-- ", "ữ".encode(), "Ủy ban".encode()]
+
+
+def test_relaxed_body_matches_dkimpy_on_generated_bodies() -> None:
+    def test(hypothesis, st, settings):
+        piece = st.sampled_from(BODY_PIECES)
+        body = st.builds(lambda parts, tail: b"".join(parts) + tail, st.lists(piece, max_size=40),
+                         st.sampled_from([b"", b"", b"\r\n", b"\r\n\r\n", b" \r\n\t\r\n", b" "]))
+        # and any bytes at all: bare CR, bare LF, NUL; the result must not differ either
+        noise = st.lists(st.one_of(piece, st.binary(max_size=3)), max_size=30).map(b"".join)
+
+        @settings
+        @hypothesis.given(st.one_of(body, noise))
+        def check(body: bytes) -> None:
+            assert signing._relaxed_body(body) == Relaxed.canonicalize_body(body)
+
+        check()
+
+    _generated(test)
+
+
+HEADER_NAMES = [b"From", b"from", b"FROM", b"To", b"Subject", b"Date", b"Message-ID", b"Cc",
+                b"Reply-To", b"Sender", b"Received", b"X-Mailer", b"Content-Type", b"b"]
+VALUE_PIECES = [b" ", b"  ", b"\t", b"\r\n ", b"\r\n\t", b"\n ", b"\r", b"\x0b", b"\x0c", b"a",
+                b"=?utf-8?b?w6k=?=", b"<a@b.vn>", b";", b":", "ễ".encode()]
+
+
+def test_relaxed_headers_match_dkimpy_on_generated_fields() -> None:
+    def test(hypothesis, st, settings):
+        value = st.builds(lambda parts, end: b"".join(parts) + end,
+                          st.lists(st.sampled_from(VALUE_PIECES), max_size=12),
+                          st.sampled_from([b"\r\n", b"\r\n", b"\n", b"x\n", b"", b"\r"]))
+        field = st.tuples(st.sampled_from(HEADER_NAMES), st.one_of(value, st.binary(max_size=8)))
+
+        @settings
+        @hypothesis.given(st.lists(field, max_size=6))
+        def check(fields) -> None:
+            assert signing._relaxed_headers(fields) == Relaxed.canonicalize_headers(fields)
+
+        check()
+
+    _generated(test)
+
+
+def test_header_parse_and_choice_match_dkimpy_on_generated_messages() -> None:
+    def test(hypothesis, st, settings):
+        value = st.lists(st.sampled_from([b" ", b"\t", b"a", b":", b"x y", "ễ".encode(), b""]),
+                         max_size=5).map(b"".join)
+        line = st.one_of(
+            st.builds(lambda n, v: n + b":" + v, st.sampled_from(HEADER_NAMES), value),
+            st.builds(lambda w, v: w + v, st.sampled_from([b" ", b"\t"]), value),  # continuation
+            st.sampled_from([b"From someone Mon Dec  1 09:00:00 2025", b"no colon here", b"Fromage",
+                             b" :x", b":a:b", b"Bad Name: x", b"X-\x7f: y"]),
+        )
+        message = st.builds(lambda lines, body: b"\r\n".join(lines) + b"\r\n\r\n" + body,
+                            st.lists(line, min_size=1, max_size=8),
+                            st.sampled_from([b"", b"body\r\n", b"a\r\n\r\n"]))
+
+        def outcome(parse, message):
+            try:
+                return "parsed", parse(message)
+            except Exception as exc:  # dkimpy refuses some lines: the same ones, the same way
+                return "raised", type(exc), str(exc)
+
+        @settings
+        @hypothesis.given(message)
+        def check(message: bytes) -> None:
+            ours = outcome(lambda m: signing._MessageSignature(m), message)
+            theirs = outcome(dkim.rfc822_parse, message)
+            if ours[0] == "raised":
+                assert ours == theirs
+                return
+            parsed = ours[1]
+            assert theirs[0] == "parsed" and (parsed.headers, parsed.body) == theirs[1]
+            include = tuple(n.lower() for n in dkim.DKIM(message).default_sign_headers())
+            assert parsed.sign_headers() == include
+            expected = dkim.select_headers(Relaxed.canonicalize_headers(parsed.headers), include)
+            assert parsed.signed_fields(include) == expected
+
+        check()
+
+    _generated(test)
