@@ -17,7 +17,7 @@ import trustme
 from aiosmtpd.controller import Controller
 
 from mailhub import directory
-from mailhub.app import Mailhub
+from mailhub.app import Mailhub, new_event_loop
 from mailhub.config import Config, config_from_mapping
 from mailhub.dkimkeys import ensure_domain_keys
 from mailhub.schema import upgrade
@@ -131,7 +131,7 @@ class RunningHub:
 
 
 def start_hub(config: Config, ca: trustme.CA, only: str | None = None) -> RunningHub:
-    loop = asyncio.new_event_loop()
+    loop = new_event_loop(config)  # uvloop, as in production, unless the config says asyncio
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     hub = Mailhub(config, only=only)

@@ -541,3 +541,24 @@ def test_clients_vanishing_mid_command_do_not_wedge_the_server(hub, stage):
         assert lag is not None and lag < 0.5, f"event loop wedged after attempt {attempt}"
     with hub.connect() as client:
         assert client.noop()[0] == 250
+
+
+def test_plain_asyncio_event_loop_works_too(hub_config, ca, next_hop):
+    """server.event_loop = "asyncio" (the fallback to uvloop) serves STARTTLS and
+    implicit TLS the same way."""
+    import dataclasses
+    config = dataclasses.replace(hub_config, server=dataclasses.replace(
+        hub_config.server, event_loop="asyncio"))
+    running = start_hub(config, ca)
+    try:
+        assert type(running.loop).__module__.startswith("asyncio")
+        for implicit in (False, True):
+            with running.connect(implicit=implicit) as client:
+                assert send(client) == {}
+        assert len(next_hop.handler.wait_for(2)) == 2
+    finally:
+        running.stop()
+
+
+def test_default_event_loop_is_uvloop(hub):
+    assert type(hub.loop).__module__.startswith("uvloop")
