@@ -601,40 +601,12 @@ def percentile(sorted_values: list[float], p: float) -> float | None:
 
 # ---- setting up the relay ---------------------------------------------------------------
 def write_config(home: Path, args, sink_port: int) -> Path:
-    path = home / "mailhub.toml"
-    concurrency = f"concurrency = {args.delivery_concurrency}\n" if args.delivery_concurrency else ""
-    path.write_text(f"""# written by bench/relay.py
-[server]
-hostname = "mailhub.bench"
-home = "{home}"
-processes = {args.processes}
-pregreet_wait_seconds = 0.0
+    from tests.support import write_config_file
 
-[listen]
-submission = "127.0.0.1:0"
-submissions = "127.0.0.1:0"
-http = "127.0.0.1:0"
-
-[tls]
-cert_file = "{home / 'server.pem'}"
-key_file = "{home / 'server.pem'}"
-
-[domains]
-official = ["hcm.gov.vn"]
-subdomains_of = ["hcm.gov.vn"]
-
-[limits]
-per_hour = 1000000000
-per_day = 1000000000
-
-[delivery]
-mode = "relay"
-relay_host = "127.0.0.1"
-relay_port = {sink_port}
-relay_tls = "none"
-poll_seconds = 0.2
-{concurrency}""", encoding="utf-8")
-    return path
+    delivery = {"concurrency": args.delivery_concurrency} if args.delivery_concurrency else {}
+    return write_config_file(home, sink_port, server={"hostname": "mailhub.bench",
+                                                      "processes": args.processes},
+                             limits={"per_hour": 10**9, "per_day": 10**9}, delivery=delivery)
 
 
 def prepare_home(home: Path) -> tuple[Path, str]:

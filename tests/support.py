@@ -58,6 +58,30 @@ def make_config(home: Path, ca: trustme.CA, **overrides) -> Config:
     return config_from_mapping(data, "test-config")
 
 
+def write_config_file(home: Path, next_hop_port: int, **sections: dict) -> Path:
+    """``<home>/mailhub.toml`` for a ``mailhub serve`` child process: loopback ports
+    chosen by the kernel, the test certificate in ``home``, delivery by SMTP to
+    ``next_hop_port``. ``sections`` add or replace keys, e.g. ``server={"processes": 2}``."""
+    import json
+
+    data: dict[str, dict] = {
+        "server": {"hostname": "mailhub.test", "home": str(home), "pregreet_wait_seconds": 0.0},
+        "listen": {"submission": "127.0.0.1:0", "submissions": "127.0.0.1:0", "http": "127.0.0.1:0"},
+        "tls": {"cert_file": str(home / "server.pem"), "key_file": str(home / "server.pem")},
+        "domains": {"official": [DOMAIN], "subdomains_of": [DOMAIN]},
+        "delivery": {"mode": "relay", "relay_host": "127.0.0.1", "relay_port": next_hop_port,
+                     "relay_tls": "none", "poll_seconds": 0.2},
+    }
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    # JSON strings, numbers, booleans and arrays are valid TOML values.
+    text = "".join(f"[{name}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items()) + "\n"
+                   for name, values in data.items())
+    path = home / "mailhub.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 def provisioned_copy(template: Path, home: Path) -> Path:
     """A fresh copy of a provisioned data folder (provisioning hashes passwords and
     makes RSA keys: done once per test session, copied per test)."""

@@ -17,40 +17,13 @@ from sqlalchemy import select
 
 from mailhub.db import make_engine
 from mailhub.models import QueuedMessage, QueueRecipient
-from tests.support import PASSWORD, message, provisioned_copy
+from tests.support import PASSWORD, message, provisioned_copy, write_config_file
 
 pytestmark = pytest.mark.slow
 
 
 def write_config(home: Path, next_hop_port: int, processes: int = 1) -> Path:
-    path = home / "mailhub.toml"
-    path.write_text(f"""
-[server]
-hostname = "mailhub.test"
-home = "{home}"
-pregreet_wait_seconds = 0.0
-processes = {processes}
-
-[listen]
-submission = "127.0.0.1:0"
-submissions = "127.0.0.1:0"
-
-[tls]
-cert_file = "{home / 'server.pem'}"
-key_file = "{home / 'server.pem'}"
-
-[domains]
-official = ["hcm.gov.vn"]
-subdomains_of = ["hcm.gov.vn"]
-
-[delivery]
-mode = "relay"
-relay_host = "127.0.0.1"
-relay_port = {next_hop_port}
-relay_tls = "none"
-poll_seconds = 0.2
-""", encoding="utf-8")
-    return path
+    return write_config_file(home, next_hop_port, server={"processes": processes})
 
 
 class ServeProcess:
