@@ -59,8 +59,9 @@ RCPT_NAME = "Trần Thị Bình"
 MESSAGE_BYTES = 5 * 1024
 REPLY_TIMEOUT = 60.0  # seconds any one SMTP reply may take before the session is dropped
 
-# A child that dies with its parent: PR_SET_PDEATHSIG (1) survives execve.
-_EXEC_WITH_PDEATHSIG = """
+# The start of a child that dies with its parent: PR_SET_PDEATHSIG (1) survives execve;
+# a child whose parent is already gone (adopted by init) exits at once.
+_DIE_WITH_PARENT = """
 import ctypes, os, signal, sys
 try:
     ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))
@@ -68,19 +69,15 @@ except Exception:
     pass
 if os.getppid() == 1:
     sys.exit(1)
+"""
+_EXEC_WITH_PDEATHSIG = _DIE_WITH_PARENT + """
 os.execv(sys.argv[1], sys.argv[1:])
 """
 # For mailhub, which forks and may not stop on SIGTERM: a guard process (the leader of
 # the child's process group) that, when the benchmark dies or asks it to stop, sends
 # SIGTERM to mailhub, waits a bounded time, then SIGKILLs the whole group.
-_GUARD = """
-import ctypes, os, signal, subprocess, sys, time
-try:
-    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))
-except Exception:
-    pass
-if os.getppid() == 1:
-    sys.exit(1)
+_GUARD = _DIE_WITH_PARENT + """
+import subprocess, time
 child = subprocess.Popen(sys.argv[1:])
 asked = []
 def on_term(*_):

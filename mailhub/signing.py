@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from dkim.canonicalization import CanonicalizationPolicy, correct_empty_body, strip_trailing_lines
 
 from mailhub.dkimkeys import DomainKeys
+from mailhub.smtp.hygiene import has_bare_newline
 
 HEADER_NAME = b"DKIM-Signature"
 # relaxed/relaxed survives the re-folding and trailing-space changes that
@@ -214,12 +215,6 @@ def _parse_header_block(head: bytes) -> list[list[bytes]]:
     return headers
 
 
-def _has_bare_cr_or_lf(message: bytes) -> bool:
-    # Three C-level counts: ~10 µs on 5 KB, against ~140 µs for a look-behind regex.
-    crlf = message.count(b"\r\n")
-    return message.count(b"\r") != crlf or message.count(b"\n") != crlf
-
-
 def _join(fields: list[tuple[bytes, bytes]]) -> bytes:
     return b"; ".join(b"=".join(field) for field in fields)
 
@@ -250,7 +245,7 @@ class DkimSigner:
         From mandatory). Trusts that the caller chose ``domain`` for this From.
         """
         keys = self._keys[domain]
-        if _has_bare_cr_or_lf(message):
+        if has_bare_newline(message):
             raise ValueError("message has a bare CR or LF; DKIM signing needs CRLF line endings")
         try:
             signer = _MessageSignature(message)
