@@ -17,6 +17,7 @@ import base64
 import functools
 import re
 import unicodedata
+from email.errors import MessageError
 from email.header import decode_header, make_header
 from email.message import Message
 
@@ -60,8 +61,8 @@ def decode_words(value: str) -> str:
         return value
     try:
         return str(make_header(parts))
-    except (LookupError, UnicodeError, ValueError):
-        pass
+    except (LookupError, UnicodeError, ValueError, MessageError):
+        pass  # e.g. a charset name with a NUL or U+FFFD (CharsetError): decode by hand
     out = []
     for chunk, charset in parts:
         if isinstance(chunk, str):
@@ -69,7 +70,7 @@ def decode_words(value: str) -> str:
             continue
         try:
             out.append(chunk.decode(charset or "ascii", "replace"))
-        except LookupError:
+        except (LookupError, ValueError):  # unknown charset, or a NUL in its name
             out.append(chunk.decode("utf-8", "replace"))
     return " ".join(out)
 

@@ -371,6 +371,7 @@ def test_the_memo_lives_and_dies_with_its_message():
 # ---- decode_words, plain_text and subject_has_marker: the same answers as before ---------
 
 def reference_decode_words(value: str) -> str:
+    from email.errors import MessageError
     from email.header import decode_header, make_header
     try:
         parts = decode_header(value)
@@ -378,8 +379,8 @@ def reference_decode_words(value: str) -> str:
         return value
     try:
         return str(make_header(parts))
-    except (LookupError, UnicodeError, ValueError):
-        pass
+    except (LookupError, UnicodeError, ValueError, MessageError):
+        pass  # e.g. a charset name with a NUL or U+FFFD (CharsetError): decode by hand
     out = []
     for chunk, charset in parts:
         if isinstance(chunk, str):
@@ -387,7 +388,7 @@ def reference_decode_words(value: str) -> str:
             continue
         try:
             out.append(chunk.decode(charset or "ascii", "replace"))
-        except LookupError:
+        except (LookupError, ValueError):  # unknown charset, or a NUL in its name
             out.append(chunk.decode("utf-8", "replace"))
     return " ".join(out)
 
@@ -470,3 +471,10 @@ def test_subject_reading_is_unchanged_on_generated_subjects():
         assert marked == reference_subject_has_marker(decoded, markers)
 
     check()
+
+
+@pytest.mark.parametrize("value", ["=?a\x00b?q?x?= <an@hcm.gov.vn>", "=?\ufffd?q?x?= <an@hcm.gov.vn>"])
+def test_decode_words_never_raises_on_broken_charset_names(value):
+    """A broken charset name decodes as UTF-8 with replacements instead of raising
+    (which made the rule fail closed with 451, so the client would retry forever)."""
+    assert decode_words(value).endswith("<an@hcm.gov.vn>")
