@@ -117,12 +117,13 @@ class SessionPool:
         if not session.smtp.is_connected:
             session.smtp.close()
             return
-        task = asyncio.get_running_loop().create_task(_quit(session.smtp))
+        task = asyncio.get_running_loop().create_task(quit_session(session.smtp))
         self._quitting.add(task)
         task.add_done_callback(self._quitting.discard)
 
 
-async def _quit(smtp: aiosmtplib.SMTP) -> None:
+async def quit_session(smtp: aiosmtplib.SMTP) -> None:
+    """QUIT (bounded by QUIT_SECONDS), then close, whatever happens."""
     try:
         await smtp.quit(timeout=QUIT_SECONDS)
     except (aiosmtplib.SMTPException, OSError):

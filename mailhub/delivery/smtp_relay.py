@@ -40,7 +40,8 @@ from aiosmtplib.email import parse_address
 from aiosmtplib.protocol import normalize_message_line_endings
 
 from mailhub.config import Secret
-from mailhub.delivery.smtp_pool import IDLE_SECONDS, REUSE_LIMIT, PooledSession, SessionPool
+from mailhub.delivery.smtp_pool import (IDLE_SECONDS, REUSE_LIMIT, PooledSession, SessionPool,
+                                        quit_session)
 from mailhub.delivery.transport import RecipientResult, for_all, from_reply, permanent, temporary
 
 log = logging.getLogger("mailhub.delivery")
@@ -148,7 +149,10 @@ class SmtpRelay:
             smtp.close()
             raise
         if refusal is not None:
-            smtp.close()
+            # The server is answering (it refused STARTTLS-less mail or our AUTH):
+            # end politely with QUIT, so the TLS session closes now instead of
+            # lingering in an unanswered TLS shutdown.
+            await quit_session(smtp)
             raise _NotStarted(refusal)
         return PooledSession(smtp)
 
