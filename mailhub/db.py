@@ -11,7 +11,7 @@ from typing import Iterator
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
-from sqlmodel import Session, create_engine
+from sqlmodel import create_engine
 
 
 class WriteLock:
@@ -88,6 +88,3 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
         with engine.begin() as conn:
             yield conn
 
-
-def session(engine: Engine) -> Session:
-    return Session(engine, expire_on_commit=False)
