@@ -80,6 +80,8 @@ class Mailhub:
         self._tasks: list[asyncio.Task] = []
         self._stop = asyncio.Event()
         self.worker = None
+        self.queue: QueueWriter | None = None
+        self._policy_executor: ThreadPoolExecutor | None = None
 
     @property
     def runs_submission(self) -> bool:
@@ -145,14 +147,14 @@ class Mailhub:
             server.close()
         for server in self._servers:
             await server.wait_closed()
-        if self.runs_submission and hasattr(self, "queue"):
+        if self.queue is not None:
             await self.queue.stop()
         for task in self._tasks:
             try:
                 await asyncio.wait_for(task, 10)
             except (asyncio.TimeoutError, asyncio.CancelledError):
                 pass
-        if hasattr(self, "_policy_executor"):
+        if self._policy_executor is not None:
             self._policy_executor.shutdown(wait=False)
         self.engine.dispose()
 
