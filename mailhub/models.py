@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime, timezone
 
-from sqlalchemy import Column, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import Column, Index, LargeBinary, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -93,12 +93,20 @@ class RecipientState(str, enum.Enum):
     HELD = "held"  # put aside by an operator; not attempted until released
 
 
+class MessageKind(str, enum.Enum):
+    EMAIL = "email"  # submitted by an official through the relay
+    INVITE_EMAIL = "invite_email"  # a meeting invitation sent by the invites module
+    NOTICE = "notice"  # a delivery status notification (bounce, delay warning) we generated
+
+
 class QueuedMessage(SQLModel, table=True):
     """A message accepted and signed, exactly as it will go out."""
 
     __tablename__ = "queued_message"
     id: str = Field(primary_key=True, max_length=40)
-    mail_from: str = Field(max_length=320)
+    mail_from: str = Field(max_length=320)  # "" is the null sender (RFC 5321 §4.5.5): never bounced
+    kind: str = Field(default=MessageKind.EMAIL.value,
+                      sa_column=Column(String(16), nullable=False, server_default=MessageKind.EMAIL.value))
     official_email: str | None = Field(default=None, max_length=320, index=True)
     message_id_header: str = Field(default="", max_length=998)
     size: int
@@ -106,11 +114,21 @@ class QueuedMessage(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, index=True)
 
 
+class NoticeState(str, enum.Enum):
+    """Which delivery status notification the sender has had about one recipient."""
+
+    NONE = ""  # none yet
+    DELAY = "delay"  # a delay warning ("still trying")
+    FINAL = "final"  # the failure notice, or none is due (null sender, a notice itself)
+
+
 class QueueRecipient(SQLModel, table=True):
     """One recipient of a queued message, with its own delivery state."""
 
     __tablename__ = "queue_recipient"
-    __table_args__ = (Index("ix_queue_recipient_state_next", "state", "next_attempt_at"),)
+    __table_args__ = (Index("ix_queue_recipient_state_next", "state", "next_attempt_at"),
+                      # bounced rows whose notice is not out yet, deferred rows not warned yet
+                      Index("ix_queue_recipient_state_notified", "state", "notified"))
     id: int | None = Field(default=None, primary_key=True)
     message_id: str = Field(foreign_key="queued_message.id", index=True, max_length=40)
     rcpt: str = Field(max_length=320)
@@ -120,6 +138,23 @@ class QueueRecipient(SQLModel, table=True):
     lease_until: datetime | None = Field(default=None)
     last_reply: str = Field(default="", max_length=1000)
     updated_at: datetime = Field(default_factory=utcnow)
+    notified: str = Field(default=NoticeState.NONE.value,
+                          sa_column=Column(String(16), nullable=False, server_default=NoticeState.NONE.value))
+
+
+class DeliveryAttempt(SQLModel, table=True):
+    """One attempt to deliver one recipient: what the next hop answered, for
+    ``mailhub queue show`` and for the bounce an operator has to explain."""
+
+    __tablename__ = "delivery_attempt"
+    id: int | None = Field(default=None, primary_key=True)
+    recipient_id: int = Field(foreign_key="queue_recipient.id", index=True)
+    message_id: str = Field(max_length=40, index=True)
+    at: datetime = Field(default_factory=utcnow, index=True)  # `queue stats` counts the last hour/day
+    node: str = Field(default="", max_length=128)
+    outcome: str = Field(max_length=16)  # delivered, deferred, bounced
+    reply: str = Field(default="", max_length=1000)
+    remote: str = Field(default="", max_length=255)  # name[address]:port that answered, "" if none
 
 
 # ---- usage ledger ----------------------------------------------------------
