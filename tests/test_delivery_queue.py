@@ -23,10 +23,9 @@ from sqlmodel import Session, SQLModel, create_engine, select
 
 import mailhub.models  # noqa: F401  (registers the tables)
 from mailhub.db import make_engine
-from mailhub.delivery import (DeliveryWorker, MaildirOutbox, RecipientResult, claim, mark_results, release,
-                              retry_delay)
-from mailhub.delivery.claims import Outcome
-from mailhub.models import QueuedMessage, QueueRecipient, utcnow
+from mailhub.delivery import (DeliveryWorker, MaildirOutbox, RecipientResult, RetrySchedule, claim, mark_results,
+                              release, retry_delay)
+from mailhub.models import DeliveryAttempt, QueuedMessage, QueueRecipient, utcnow
 
 SENDER = "vanthu@hochiminhcity.gov.vn"
 BODY = (b"From: Van thu <vanthu@hochiminhcity.gov.vn>\r\n"
@@ -85,11 +84,12 @@ def any_engine(request, tmp_path):
 
 
 def enqueue(engine, rcpts, *, data=BODY, mail_from=SENDER, state="queued", lease_until=None,
-            next_attempt_at=None, attempts=0) -> str:
+            next_attempt_at=None, attempts=0, created_at=None) -> str:
     mid = uuid.uuid4().hex
     due = next_attempt_at or utcnow() - timedelta(seconds=1)
     with Session(engine) as s:
-        s.add(QueuedMessage(id=mid, mail_from=mail_from, size=len(data), data=data))
+        s.add(QueuedMessage(id=mid, mail_from=mail_from, size=len(data), data=data,
+                            created_at=created_at or utcnow()))
         s.flush()
         for rcpt in rcpts:
             s.add(QueueRecipient(message_id=mid, rcpt=rcpt, state=state, lease_until=lease_until,
@@ -112,11 +112,37 @@ def worker(engine, transport, **kw) -> DeliveryWorker:
 
 # ---- the retry rule -----------------------------------------------------------
 
-@pytest.mark.parametrize("attempts, seconds", [
-    (0, 60), (1, 60), (2, 120), (3, 240), (6, 1920), (7, 3600), (8, 3600), (500, 3600),
+@pytest.mark.parametrize("attempts, rand, seconds", [
+    (0, 0.5, 300), (1, 0.5, 300), (2, 0.5, 600), (3, 0.5, 1200), (4, 0.5, 2400),
+    (5, 0.5, 3600), (500, 0.5, 3600),           # capped at the maximum
+    (1, 0.0, 240), (1, 0.999999, 360),          # ±20 % jitter around the base
+    (6, 0.0, 2880), (6, 0.75, 3960),
 ])
-def test_retry_delay(attempts, seconds):
-    assert retry_delay(attempts) == timedelta(seconds=seconds)
+def test_retry_delay(attempts, rand, seconds):
+    got = retry_delay(attempts, minimum=300, maximum=3600, jitter=0.2, rand=rand)
+    assert got.total_seconds() == pytest.approx(seconds, abs=0.01)
+
+
+def test_retry_delay_without_jitter_is_plain_doubling():
+    assert [retry_delay(n, minimum=60, maximum=1000, jitter=0, rand=0.3).total_seconds()
+            for n in range(1, 7)] == [60, 120, 240, 480, 960, 1000]
+
+
+@pytest.mark.parametrize("age_hours, attempts, expected_hours", [
+    (1, 1, 1 + 300 / 3600),        # young: now + delay
+    (119.99, 9, 120),              # the next try would fall after the deadline: at the deadline
+    (120, 9, None),                # old enough: give up
+    (200, 1, None),
+])
+def test_next_attempt_and_giving_up(age_hours, attempts, expected_hours):
+    schedule = RetrySchedule(min_seconds=300, max_seconds=3600, jitter=0.0, max_age=timedelta(hours=120))
+    queued = utcnow() - timedelta(days=30)
+    now = queued + timedelta(hours=age_hours)
+    got = schedule.next_attempt(attempts, queued, now, rand=0.5)
+    if expected_hours is None:
+        assert got is None
+    else:
+        assert (got - queued).total_seconds() == pytest.approx(expected_hours * 3600, abs=0.01)
 
 
 # ---- Maildir outbox -----------------------------------------------------------
@@ -187,7 +213,7 @@ def test_results_of_a_lost_lease_are_not_written(any_engine):
     ok = RecipientResult(ok=True, permanent=False, reply="250 ok")
     assert mark_results(any_engine, old.outcomes({"a@x.vn": ok}), now) == 0
     assert rows(any_engine, mid)["a@x.vn"].state == "sending"
-    assert mark_results(any_engine, [Outcome(new.recipients[0].id, new.lease_until, ok)], now) == 1
+    assert mark_results(any_engine, new.outcomes({"a@x.vn": ok}), now) == 1
     assert rows(any_engine, mid)["a@x.vn"].state == "delivered"
 
 
@@ -230,15 +256,50 @@ def test_mark_results_records_a_mixed_batch(any_engine):
                RecipientResult(False, False, "451 later")]
     outcomes = [o for i, job in enumerate(sorted(jobs, key=lambda j: j.recipients[0].rcpt))
                 for o in job.outcomes({job.recipients[0].rcpt: replies[i % 3]})]
-    assert mark_results(any_engine, outcomes, now) == 9
+    schedule = RetrySchedule(min_seconds=300, max_seconds=3600, jitter=0.2)
+    assert mark_results(any_engine, outcomes, now, schedule=schedule, node="n1", rand=lambda: 0.5) == 9
     for i, mid in enumerate(mids):
         row = rows(any_engine, mid)[f"r{i}@x.vn"]
         state = ("delivered", "bounced", "deferred")[i % 3]
         assert (row.state, row.attempts, row.lease_until) == (state, i % 3 + 1, None)
         if state == "deferred":
-            assert row.next_attempt_at == now + retry_delay(i % 3 + 1)
+            assert row.next_attempt_at == now + retry_delay(i % 3 + 1, minimum=300, maximum=3600,
+                                                           jitter=0.2, rand=0.5)
         else:
             assert row.next_attempt_at < now
+    with Session(any_engine) as s:
+        log = s.exec(select(DeliveryAttempt).order_by(DeliveryAttempt.id)).all()
+    assert sorted((a.message_id, a.outcome, a.reply, a.node) for a in log) == sorted(
+        (mid, ("delivered", "bounced", "deferred")[i % 3], ("250 ok", "550 no", "451 later")[i % 3], "n1")
+        for i, mid in enumerate(mids))
+
+
+def test_a_temporary_failure_after_the_maximum_age_bounces(any_engine):
+    now = utcnow()
+    old = enqueue(any_engine, ["old@x.vn"], created_at=now - timedelta(days=5, minutes=1))
+    young = enqueue(any_engine, ["young@x.vn"], created_at=now - timedelta(days=4))
+    jobs = claim(any_engine, "n1", 10, 60, now)
+    later = RecipientResult(False, False, "451 4.3.0 try later", remote="mx.x.vn[127.0.0.1]:25")
+    outcomes = [o for job in jobs for o in job.outcomes({r.rcpt: later for r in job.recipients})]
+    assert mark_results(any_engine, outcomes, now, schedule=RetrySchedule(max_age=timedelta(days=5))) == 2
+    gone, kept = rows(any_engine, old)["old@x.vn"], rows(any_engine, young)["young@x.vn"]
+    assert gone.state == "bounced"
+    assert gone.last_reply.startswith("554 5.4.7 delivery time expired: no success in 5 days")
+    assert gone.last_reply.endswith("last answer: 451 4.3.0 try later")
+    assert kept.state == "deferred" and kept.next_attempt_at > now
+    with Session(any_engine) as s:
+        attempt = s.exec(select(DeliveryAttempt).where(DeliveryAttempt.recipient_id == gone.id)).one()
+    assert (attempt.outcome, attempt.remote) == ("bounced", "mx.x.vn[127.0.0.1]:25")
+
+
+def test_release_can_postpone(any_engine):
+    now = utcnow()
+    mid = enqueue(any_engine, ["a@x.vn"])
+    jobs = claim(any_engine, "n1", 10, 60, now)
+    assert release(any_engine, jobs, now, postpone_until=now + timedelta(seconds=30)) == 1
+    assert claim(any_engine, "n2", 10, 60, now) == []
+    assert rows(any_engine, mid)["a@x.vn"].state == "queued"
+    assert len(claim(any_engine, "n2", 10, 60, now + timedelta(seconds=31))) == 1
 
 
 # ---- several claimers at once -------------------------------------------------------

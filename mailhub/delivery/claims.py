@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Iterable, Iterator, NamedTuple
 
@@ -49,19 +49,7 @@ REPLY_LIMIT = 1000  # QueueRecipient.last_reply is VARCHAR(1000)
 
 _WAITING = (RecipientState.QUEUED.value, RecipientState.DEFERRED.value)
 _SENDING = RecipientState.SENDING.value
-_OUTCOME_STATE = {
-    "delivered": RecipientState.DELIVERED.value,
-    "bounced": RecipientState.BOUNCED.value,
-    "deferred": RecipientState.DEFERRED.value,
-}
 _ORDER = (_rcpt.c.next_attempt_at, _rcpt.c.id)  # oldest first; the id keeps arrival order in a tie
-
-# One statement for a whole batch of results (executemany): the values differ per row.
-_MARK = (update(_rcpt).where(_rcpt.c.id == bindparam("b_id"))
-         .values(state=bindparam("b_state"), attempts=bindparam("b_attempts"),
-                 last_reply=bindparam("b_reply"), next_attempt_at=bindparam("b_next"),
-                 lease_until=None, updated_at=bindparam("b_now")))
-
 
 class ClaimedRecipient(NamedTuple):
     id: int  # the queue_recipient row
@@ -77,27 +65,25 @@ class Claim:
     data: bytes
     recipients: tuple[ClaimedRecipient, ...]
     lease_until: datetime
+    queued_at: datetime  # when the message was accepted: retries stop max_age after it
 
     def outcomes(self, results: dict[str, RecipientResult]) -> list["Outcome"]:
         """Pair each claimed row with the transport's result for its address."""
         missing = RecipientResult(ok=False, permanent=False, reply="451 4.3.0 the transport gave no result")
-        return [Outcome(r.id, self.lease_until, results.get(r.rcpt, missing)) for r in self.recipients]
+        return [Outcome(r.id, self.lease_until, results.get(r.rcpt, missing), self.message_id, self.queued_at)
+                for r in self.recipients]
+
+    def part(self, recipients: Iterable[ClaimedRecipient]) -> "Claim":
+        """The same claim for some of its recipients (one destination's share)."""
+        return replace(self, recipients=tuple(recipients))
 
 
 class Outcome(NamedTuple):
     recipient_id: int
     lease_until: datetime  # the claim's lease: the fencing token
     result: RecipientResult
-
-
-def retry_delay(attempts: int) -> timedelta:
-    """How long a recipient waits after its ``attempts``-th failed attempt.
-
-    ``min(60 * 2 ** (attempts - 1), 3600)`` seconds: 1, 2, 4, 8, 16, 32 minutes,
-    then every hour. ``attempts`` below 1 counts as 1.
-    """
-    attempts = max(attempts, 1)
-    return timedelta(seconds=min(60 * 2 ** min(attempts - 1, 12), 3600))
+    message_id: str
+    queued_at: datetime
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -109,7 +95,7 @@ def as_utc(moment: datetime) -> datetime:
 
 
 @contextmanager
-def _write_transaction(engine: Engine) -> Iterator[Connection]:
+def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A transaction that holds the write lock from its first statement on SQLite
     (the process-shared :class:`mailhub.db.WriteLock` first, so waiters queue
     instead of sleeping in SQLite's busy handler)."""
@@ -172,7 +158,7 @@ def _claim_returning() -> Select:
     # The message body once per message, not once per recipient.
     first = claimed.c.id == func.min(claimed.c.id).over(partition_by=claimed.c.message_id)
     return (select(claimed.c.id, claimed.c.message_id, claimed.c.rcpt, claimed.c.was, _msg.c.mail_from,
-                   case((first, _msg.c.data)).label("data"))
+                   _msg.c.created_at, case((first, _msg.c.data)).label("data"))
             .join_from(claimed, _msg, _msg.c.id == claimed.c.message_id)
             .order_by(claimed.c.next_attempt_at, claimed.c.id))
 
@@ -183,7 +169,7 @@ _CLAIM_POSTGRESQL = _claim_returning()
 _DUE_SQLITE = _due_rows(lock=False)
 _LEASE = (update(_rcpt).where(_rcpt.c.id.in_(bindparam("ids", expanding=True)))
           .values(state=_SENDING, lease_until=bindparam("lease_until"), updated_at=bindparam("now")))
-_BODIES = select(_msg.c.id, _msg.c.mail_from, _msg.c.data).where(_msg.c.id.in_(bindparam("ids", expanding=True)))
+_BODIES = select(_msg.c.id, _msg.c.mail_from, _msg.c.created_at, _msg.c.data).where(_msg.c.id.in_(bindparam("ids", expanding=True)))
 
 
 def claim(engine: Engine, node_id: str, limit: int, lease_seconds: float, now: datetime) -> list[Claim]:
@@ -205,22 +191,24 @@ def claim(engine: Engine, node_id: str, limit: int, lease_seconds: float, now: d
     now = as_utc(now)
     lease_until = now + timedelta(seconds=lease_seconds)
     params = {"now": now, "limit": max(limit, 0), "lease_until": lease_until}
-    with _write_transaction(engine) as conn:
+    with write_transaction(engine) as conn:
         if conn.dialect.name == "postgresql":
             found = list(conn.execute(_CLAIM_POSTGRESQL, params))
         else:
             found = _claim_in_steps(conn, params)
     by_message: dict[str, list[ClaimedRecipient]] = {}
     messages: dict[str, tuple[str, bytes]] = {}
+    queued_at: dict[str, datetime] = {}
     stolen = 0
     for row in found:
         by_message.setdefault(row.message_id, []).append(ClaimedRecipient(row.id, row.rcpt))
         if row.data is not None:
             messages[row.message_id] = (row.mail_from, bytes(row.data))
+            queued_at[row.message_id] = as_utc(row.created_at)
         stolen += row.was == _SENDING
     if stolen:
         log.warning("node %s took over %d recipient(s) whose lease had expired", node_id, stolen)
-    return [Claim(mid, *messages[mid], tuple(rows), lease_until)
+    return [Claim(mid, *messages[mid], tuple(rows), lease_until, queued_at[mid])
             for mid, rows in by_message.items() if mid in messages]
 
 
@@ -230,6 +218,7 @@ class _Found(NamedTuple):
     rcpt: str
     was: str  # the state before this claim
     mail_from: str | None
+    created_at: datetime | None
     data: bytes | None  # on the first row of each message only
 
 
@@ -242,66 +231,6 @@ def _claim_in_steps(conn: Connection, params: dict) -> list[_Found]:
     found = []
     for r in rows:
         m = bodies.pop(r.message_id, None)
-        found.append(_Found(r.id, r.message_id, r.rcpt, r.state,
-                            m.mail_from if m else None, m.data if m else None))
+        found.append(_Found(r.id, r.message_id, r.rcpt, r.state, m.mail_from if m else None,
+                            m.created_at if m else None, m.data if m else None))
     return found
-
-
-def mark_results(engine: Engine, results: Iterable[Outcome], now: datetime) -> int:
-    """Record one attempt per recipient; return how many rows were updated.
-
-    Every outcome counts an attempt (``attempts + 1``) and stores the reply.
-    delivered → ``delivered``; permanent → ``bounced``; temporary → ``deferred``
-    with ``next_attempt_at = now + retry_delay(attempts)``. A row no longer
-    ``sending`` under the same lease (taken over by another worker) is left alone.
-    Two statements whatever the number of outcomes: one read, one executemany.
-    """
-    now = as_utc(now)
-    outcomes = {o.recipient_id: o for o in results}
-    if not outcomes:
-        return 0
-    with _write_transaction(engine) as conn:
-        current = select(_rcpt.c.id, _rcpt.c.attempts, _rcpt.c.lease_until, _rcpt.c.next_attempt_at).where(
-            _rcpt.c.id.in_(list(outcomes)), _rcpt.c.state == _SENDING)
-        if conn.dialect.name == "postgresql":
-            current = current.with_for_update()
-        changes = []
-        for row in conn.execute(current).all():
-            outcome = outcomes[row.id]
-            if row.lease_until != as_utc(outcome.lease_until):
-                continue
-            attempts = row.attempts + 1
-            result = outcome.result
-            changes.append(dict(
-                b_id=row.id, b_state=_OUTCOME_STATE[result.outcome], b_attempts=attempts,
-                b_reply=result.reply[:REPLY_LIMIT], b_now=now,
-                b_next=now + retry_delay(attempts) if result.outcome == "deferred" else row.next_attempt_at))
-        if changes:
-            conn.execute(_MARK, changes)
-    return len(changes)
-
-
-def release(engine: Engine, claims: Iterable[Claim], now: datetime) -> int:
-    """Give back recipients that were claimed but not attempted; return how many.
-
-    They become ``queued`` (never attempted) or ``deferred`` (attempted before)
-    with their ``next_attempt_at`` unchanged, so they are due at once for any
-    worker, and no attempt is counted. Rows no longer held under the claim's
-    lease are left alone, as in :func:`mark_results`.
-    """
-    by_lease: dict[datetime, list[int]] = {}
-    for job in claims:
-        by_lease.setdefault(as_utc(job.lease_until), []).extend(r.id for r in job.recipients)
-    if not by_lease:
-        return 0
-    released = 0
-    waiting_state: ColumnElement[str] = case((_rcpt.c.attempts == 0, RecipientState.QUEUED.value),
-                                             else_=RecipientState.DEFERRED.value)
-    with _write_transaction(engine) as conn:
-        for lease_until, ids in by_lease.items():
-            done = conn.execute(update(_rcpt)
-                                .where(_rcpt.c.id.in_(ids), _rcpt.c.state == _SENDING,
-                                       _rcpt.c.lease_until == lease_until)
-                                .values(state=waiting_state, lease_until=None, updated_at=as_utc(now)))
-            released += done.rowcount
-    return released

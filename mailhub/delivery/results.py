@@ -22,7 +22,9 @@ from typing import Callable
 
 from sqlalchemy.engine import Engine
 
-from mailhub.delivery.claims import Outcome, mark_results
+from mailhub.delivery.claims import Outcome
+from mailhub.delivery.records import mark_results
+from mailhub.delivery.schedule import RetrySchedule
 
 log = logging.getLogger("mailhub.delivery")
 
@@ -35,8 +37,10 @@ class ResultWriter:
     from a worker thread. ``clock`` gives the time recorded with each batch."""
 
     def __init__(self, engine: Engine, clock: Callable[[], datetime], node_id: str,
-                 max_batch: int = MAX_BATCH, max_delay: float = MAX_DELAY) -> None:
+                 max_batch: int = MAX_BATCH, max_delay: float = MAX_DELAY,
+                 schedule: RetrySchedule = RetrySchedule()) -> None:
         self.engine = engine
+        self.schedule = schedule
         self.clock = clock
         self.node_id = node_id
         self.max_batch = max_batch
@@ -90,7 +94,8 @@ class ResultWriter:
 
     async def _write(self, batch: list[Outcome]) -> None:
         try:
-            await asyncio.to_thread(mark_results, self.engine, batch, self.clock())
+            await asyncio.to_thread(mark_results, self.engine, batch, self.clock(),
+                                    schedule=self.schedule, node=self.node_id)
         except Exception:
             retry_at = max(o.lease_until for o in batch)
             log.exception("node %s: recording the results of %d recipient(s) failed; they are tried again "
