@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from mailhub.config import Config, DeliveryConfig, Secret, ServerConfig
-from mailhub.delivery import MaildirOutbox, RecipientResult, SmtpRelay, build_transport
+from mailhub.delivery import MaildirOutbox, RecipientResult, RetrySchedule, SmtpRelay
 from mailhub.models import utcnow
 from tests.test_delivery_queue import (BODY, SENDER, enqueue, postgres_engine, rows, sqlite_engine, states,
                                        wait_for_state, wait_until, worker)
@@ -207,7 +207,8 @@ async def test_relay_data_refusal_applies_to_every_recipient(engine, start_hop, 
     ctl = start_hop(NextHop(data_reply=data_reply))
     mid = enqueue(engine, ["a@example.org", "b@example.org"])
     before = utcnow()
-    await worker(engine, relay(ctl)).drain_once()
+    # The schedule pinned (60 s, no jitter): this checks that a deferral is scheduled, not the defaults.
+    await worker(engine, relay(ctl), schedule=RetrySchedule(min_seconds=60, jitter=0.0)).drain_once()
     after = utcnow()
 
     for row in rows(engine, mid).values():
@@ -494,19 +495,3 @@ async def test_expired_lease_is_taken_over_and_live_lease_is_not(any_engine, sta
     live = rows(any_engine, busy)["busy@example.org"]
     assert (live.state, live.attempts) == ("sending", 0)
     assert [r.rcpts for r in hop.received] == [["crashed@example.org"]]
-
-
-# ---- configuration ------------------------------------------------------------
-
-def test_build_transport(tmp_path):
-    home = ServerConfig(home=str(tmp_path))
-    outbox = build_transport(Config(server=home))
-    assert isinstance(outbox, MaildirOutbox) and outbox.path == tmp_path / "outbox"
-
-    cfg = Config(server=home, delivery=DeliveryConfig(
-        mode="relay", relay_host="smtp.hochiminhcity.gov.vn", relay_port=587, relay_tls="require-starttls",
-        relay_username="mailhub", relay_password=Secret("bi-mat")))
-    smtp = build_transport(cfg)
-    assert isinstance(smtp, SmtpRelay)
-    assert (smtp.target, smtp.tls_mode, smtp.username) == ("smtp.hochiminhcity.gov.vn:587", "require-starttls", "mailhub")
-    assert "bi-mat" not in repr(smtp)

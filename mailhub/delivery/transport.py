@@ -10,7 +10,7 @@ A new channel is one file with one small class that has an async ``send``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Protocol, Sequence
 
 
@@ -22,11 +22,24 @@ class RecipientResult:
     ``ok``. ``reply``: the remote answer on one line, e.g. ``"250 2.0.0 Ok"`` or
     ``"451 4.3.0 try later"``, or our own text when there was no answer
     (``"connection refused by 127.0.0.1:2525"``).
+
+    ``remote``: the next hop the result is about, as ``name[address]:port``
+    (``mx1.example.org[192.0.2.7]:25``), or ``""`` when there was none (the
+    outbox, our own refusal before connecting). It says where the answer came
+    from, not what it was, so it takes no part in ``==``.
+
+    ``answered``: ``False`` only when no SMTP/LMTP server answered at all:
+    connection refused, connection or greeting timed out, TLS handshake or
+    certificate failure, connection lost before the greeting. The routing layer
+    then tries the next host for the destination. Any reply, even a ``421``
+    greeting, is ``True``; so is our own refusal, which says nothing about the host.
     """
 
     ok: bool
     permanent: bool
     reply: str
+    remote: str = field(default="", compare=False)
+    answered: bool = True
 
     @property
     def outcome(self) -> str:
@@ -59,30 +72,32 @@ def one_line(text: str, limit: int = 1000) -> str:
     return " ".join(text.split())[:limit]
 
 
-def delivered(reply: str) -> RecipientResult:
-    return RecipientResult(ok=True, permanent=False, reply=one_line(reply))
+def delivered(reply: str, *, remote: str = "") -> RecipientResult:
+    return RecipientResult(ok=True, permanent=False, reply=one_line(reply), remote=remote)
 
 
-def temporary(reply: str) -> RecipientResult:
-    return RecipientResult(ok=False, permanent=False, reply=one_line(reply))
+def temporary(reply: str, *, remote: str = "", answered: bool = True) -> RecipientResult:
+    """A deferral; ``answered=False`` when no server answered (see :class:`RecipientResult`)."""
+    return RecipientResult(ok=False, permanent=False, reply=one_line(reply), remote=remote, answered=answered)
 
 
-def permanent(reply: str) -> RecipientResult:
-    return RecipientResult(ok=False, permanent=True, reply=one_line(reply))
+def permanent(reply: str, *, remote: str = "") -> RecipientResult:
+    return RecipientResult(ok=False, permanent=True, reply=one_line(reply), remote=remote)
 
 
-def from_reply(code: int, text: str) -> RecipientResult:
+def from_reply(code: int, text: str, *, remote: str = "") -> RecipientResult:
     """Classify an SMTP reply by its first digit (RFC 5321 §4.2.1).
 
     2xx accepted, 5xx permanent, anything else (4xx, or a code that makes no
     sense at this point) temporary: when unsure, retry rather than bounce.
+    A reply is an answer: the result is always ``answered``.
     """
     reply = f"{code} {text}"
     if 200 <= code < 300:
-        return delivered(reply)
+        return delivered(reply, remote=remote)
     if 500 <= code < 600:
-        return permanent(reply)
-    return temporary(reply)
+        return permanent(reply, remote=remote)
+    return temporary(reply, remote=remote)
 
 
 def for_all(rcpts: Iterable[str], result: RecipientResult) -> dict[str, RecipientResult]:
