@@ -8,6 +8,7 @@ DKIM → durable store, answering 250 only after the commit.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from email.policy import compat32
 from typing import Callable, Mapping
 
 from mailhub.cleanup import TraceInfo, cleanup, split_message
+from mailhub import metrics
 from mailhub.config import Config
 from mailhub.dkimkeys import signing_domain
 from mailhub.errors import QueueStoreError
@@ -92,6 +94,7 @@ class SubmissionPipeline:
 
     async def accept(self, facts: SessionFacts, mail_from: str, rcpts: list[str],
                      data: bytes) -> Outcome:
+        started = time.perf_counter()  # the end of DATA: aiosmtpd calls us once it has the message
         if has_bare_newline(data):
             return self._refuse_fixed(facts, "bare_newline", replies.BARE_NEWLINE)
         head, _ = split_message(data)
@@ -103,7 +106,11 @@ class SubmissionPipeline:
         outcome = await self._decide(ctx, facts, "")
         if not outcome.accepted:
             return outcome
-        return await self._store(facts, mail_from, rcpts, data)
+        outcome = await self._store(facts, mail_from, rcpts, data)
+        if outcome.accepted:
+            metrics.MESSAGES_ACCEPTED.inc()
+            metrics.ACCEPT_LATENCY.observe(time.perf_counter() - started)
+        return outcome
 
     # ---- helpers ---------------------------------------------------------------
     def _context(self, stage: str, facts: SessionFacts, mail_from: str, **kw) -> PolicyContext:
@@ -139,6 +146,7 @@ class SubmissionPipeline:
         return Outcome(reply, False)
 
     def _record_refusal(self, facts: SessionFacts, policy: str, reason: str) -> None:
+        metrics.SUBMISSIONS_REFUSED.labels(policy=policy or "unknown").inc()
         self._queue.record(refused_event(
             official_email=facts.sender.login if facts.sender else None,
             unit_code=facts.sender.unit if facts.sender else None,

@@ -1,0 +1,99 @@
+"""The FastAPI application: ``/metrics`` and ``/healthz`` (the JSON API comes later).
+
+Clients never see a traceback: an unexpected error answers 500 with a short
+reference that is in the log next to the traceback.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse, Response
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mailhub.http.queuestats import queue_gauges
+from mailhub.metrics import MetricsDir
+from mailhub.models import QueueRecipient
+
+log = logging.getLogger("mailhub.http")
+
+EXPOSITION_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class _InternalErrors:
+    """Turn an exception that escapes a route into a plain 500 with a reference id.
+
+    A middleware rather than ``exception_handler(Exception)``: Starlette re-raises
+    after calling such a handler, and uvicorn would log the traceback a second time.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            error_id = secrets.token_hex(6)
+            log.exception("HTTP %s %s failed (error id %s)", scope.get("method"), scope.get("path"),
+                          error_id)
+            if started:  # too late for a 500: the connection is dropped
+                raise
+            await PlainTextResponse(f"internal error, reference {error_id}\n", status_code=500)(
+                scope, receive, send)
+
+
+def create_app(*, engine: Engine, metrics_dir: MetricsDir) -> FastAPI:
+    """The application of one node. ``engine``: the shared database (queue gauges,
+    health). ``metrics_dir``: this node's process snapshots, summed into ``/metrics``."""
+    app = FastAPI(title="mailhub", summary="Secure mail relay for city governments")
+    app.add_middleware(_InternalErrors)
+
+    def scrape() -> str:
+        return metrics_dir.render() + queue_gauges(engine)
+
+    @app.get("/metrics", response_class=PlainTextResponse, tags=["operations"],
+             summary="Metrics in the Prometheus text format 0.0.4")
+    async def metrics() -> Response:
+        try:
+            text = await asyncio.to_thread(scrape)
+        except SQLAlchemyError as exc:
+            log.warning("metrics: the queue cannot be read: %s", str(exc).splitlines()[0])
+            return PlainTextResponse("queue statistics unavailable: the database does not answer\n",
+                                     status_code=503)
+        return Response(text, media_type=EXPOSITION_TYPE)
+
+    @app.head("/healthz", include_in_schema=False)  # load balancers may probe with HEAD
+    @app.get("/healthz", response_class=PlainTextResponse, tags=["operations"],
+             summary="200 when the database answers, else 503")
+    async def healthz() -> Response:
+        try:
+            await asyncio.to_thread(_check_database, engine)
+        except SQLAlchemyError as exc:
+            log.warning("healthz: the database does not answer: %s", str(exc).splitlines()[0])
+            return PlainTextResponse("database unavailable\n", status_code=503)
+        return PlainTextResponse("ok\n")
+
+    return app
+
+
+def _check_database(engine: Engine) -> None:
+    """One cheap read of the queue table. Not ``SELECT 1``: SQLite answers that
+    even when the database file was replaced by an empty one."""
+    with engine.connect() as conn:
+        conn.execute(select(QueueRecipient.id).limit(1)).all()
