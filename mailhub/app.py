@@ -13,10 +13,12 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from mailhub.config import Config
+from mailhub.errors import ConfigError
 from mailhub.db import make_engine
 from mailhub.directory import load_sender
 from mailhub.directory_cache import DirectoryNames
@@ -70,16 +72,20 @@ class Mailhub:
     missing ones are bound from the config (port 0 picks a free port)."""
 
     def __init__(self, config: Config, *, only: str | None = None,
-                 sockets: dict[str, socket.socket] | None = None, node_id: str | None = None) -> None:
+                 sockets: dict[str, socket.socket] | None = None, node_id: str | None = None,
+                 serve_http: bool = True) -> None:
         self.config = config
         self.only = only
         self._sockets = dict(sockets or {})
+        self.serve_http = serve_http  # metrics and health: the main process of a node, not a forked front end
+        self.http = None
         self.node_id = node_id or f"{socket.gethostname()}:{os.getpid()}"
         self.ports: dict[str, int] = {}
         self._servers: list[asyncio.AbstractServer] = []
         self._tasks: list[asyncio.Task] = []
         self._stop = asyncio.Event()
         self.worker = None
+        self.notifier = None
         self.queue: QueueWriter | None = None
         self._policy_executor: ThreadPoolExecutor | None = None
 
@@ -92,21 +98,49 @@ class Mailhub:
         return self.only in (None, "delivery")
 
     async def start(self) -> None:
+        from mailhub.metrics import MetricsDir
+
         config = self.config
         self.engine = make_engine(config.database_url)
+        self.metrics_dir = MetricsDir.under(config.home)
+        self._tasks.append(asyncio.get_running_loop().create_task(self.metrics_dir.run(self._stop, interval=5.0)))
         if self.runs_delivery:
-            self._start_delivery()
+            await self._start_delivery()
         if self.runs_submission:
             await self._start_submission()
+        if self.serve_http:
+            await self._start_http()
 
-    def _start_delivery(self) -> None:
-        from mailhub.delivery import build_transport
+    async def _start_http(self) -> None:
+        from mailhub.http import HttpService, create_app
+
+        sock = self._sockets.get("http")
+        if sock is None:
+            address = self.config.listen_address("http")
+            sock = bind_socket(address.host, address.port)
+        self.http = HttpService(create_app(engine=self.engine, metrics_dir=self.metrics_dir), sock)
+        await self.http.start()
+        self.ports["http"] = self.http.port
+
+    async def _start_delivery(self) -> None:
+        from mailhub.delivery.notices import Notifier
+        from mailhub.delivery.routing import Router
+        from mailhub.delivery.schedule import RetrySchedule
         from mailhub.delivery.worker import DeliveryWorker
 
-        d = self.config.delivery
-        self.worker = DeliveryWorker(self.engine, build_transport(self.config), concurrency=d.concurrency,
-                                     poll_seconds=d.poll_seconds, node_id=self.node_id)
-        self._tasks.append(asyncio.get_running_loop().create_task(self.worker.run(self._stop)))
+        config, d = self.config, self.config.delivery
+        schedule = RetrySchedule.from_config(d)
+        self.worker = DeliveryWorker(self.engine, Router(config), concurrency=d.concurrency,
+                                     poll_seconds=d.poll_seconds, node_id=self.node_id,
+                                     lease_seconds=d.lease_seconds, per_destination=d.per_destination_concurrency,
+                                     dead_seconds=d.dead_destination_seconds, schedule=schedule)
+        self.notifier = Notifier(self.engine, await asyncio.to_thread(load_signer, config),
+                                 reporting_mta=config.server.hostname, default_domain=config.domains.official[0],
+                                 schedule=schedule, interval=max(1.0, 5 * d.poll_seconds),
+                                 on_queued=self.worker.wake)
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self.worker.run(self._stop)))
+        self._tasks.append(loop.create_task(self.notifier.run(self._stop)))
 
     async def _start_submission(self) -> None:
         config, loop = self.config, asyncio.get_running_loop()
@@ -154,6 +188,8 @@ class Mailhub:
                 await asyncio.wait_for(task, 10)
             except (asyncio.TimeoutError, asyncio.CancelledError):
                 pass
+        if self.http is not None:
+            await self.http.stop()
         if self._policy_executor is not None:
             self._policy_executor.shutdown(wait=False)
         self.engine.dispose()
@@ -192,7 +228,29 @@ def preflight(config: Config, only: str | None) -> None:
         engine.dispose()
     if only in (None, "submission"):
         server_context(config.tls_cert_path, config.tls_key_path)
-        load_signer(config)
+    load_signer(config)  # the front end signs mail, delivery signs the notices it sends
+    if only in (None, "delivery"):
+        check_delivery_settings(config)
+
+
+def check_delivery_settings(config: Config) -> None:
+    """The delivery settings that need more than the config file to check: the
+    DNS server list and the CA file. Raises ConfigError naming the key."""
+    from mailhub.delivery.mx import MxResolver
+    from mailhub.delivery.routing import verified_context
+
+    d = config.delivery
+    if d.mode == "mx" and d.dns_servers:
+        try:
+            MxResolver(d.dns_servers)
+        except ValueError as exc:
+            raise ConfigError(f"{config.source}: delivery.dns_servers: {exc}") from None
+    if d.tls_ca_file:
+        try:
+            verified_context(d.tls_ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"{config.source}: delivery.tls_ca_file: cannot load {d.tls_ca_file}: "
+                              f"{getattr(exc, 'strerror', None) or exc}") from None
 
 
 def _die_with_parent() -> None:
@@ -209,12 +267,13 @@ def _run_front_end(config: Config, sockets: dict[str, socket.socket]) -> None:
     """In a forked child: an SMTP front end on listening sockets of its own."""
     try:
         _die_with_parent()
+        sockets.pop("http").close()  # the parent serves HTTP for the node
         own = {}
         for name, inherited in sockets.items():
             host, port = inherited.getsockname()[:2]
             own[name] = bind_socket(host, port, reuse_port=True)
             inherited.close()
-        _run(config, Mailhub(config, only="submission", sockets=own).run_until_signalled())
+        _run(config, Mailhub(config, only="submission", sockets=own, serve_http=False).run_until_signalled())
     finally:
         os._exit(0)
 
@@ -236,10 +295,15 @@ def serve(config: Config, only: str | None = None) -> None:
     preflight(config, only)
     fronts = 0 if only == "delivery" else config.server.processes
     split = only is None and fronts > 1
+    from mailhub.metrics import MetricsDir
+
+    MetricsDir.under(config.home).clear()  # counters of an earlier run must not add up with this one's
     sockets: dict[str, socket.socket] = {}
     for name in ("submission", "submissions") if fronts else ():
         address = config.listen_address(name)
         sockets[name] = bind_socket(address.host, address.port, reuse_port=fronts > 1)
+    http = config.listen_address("http")
+    sockets["http"] = bind_socket(http.host, http.port)  # here: a taken port fails before any fork
     children: list[int] = []
     for _ in range(fronts if split else max(fronts - 1, 0)):
         pid = os.fork()
@@ -247,9 +311,8 @@ def serve(config: Config, only: str | None = None) -> None:
             _run_front_end(config, sockets)
         children.append(pid)
     if split:  # the parent only delivers: its sockets must not take a share of sessions
-        for sock in sockets.values():
-            sock.close()
-        sockets = {}
+        for name in ("submission", "submissions"):
+            sockets.pop(name).close()
     try:
         _run(config, Mailhub(config, only="delivery" if split else only,
                              sockets=sockets).run_until_signalled())

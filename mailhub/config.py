@@ -132,6 +132,20 @@ class QueueConfig:
 
 
 @dataclass(frozen=True)
+class RouteConfig:
+    """``[[delivery.routes]]``: mail for ``domains`` goes to ``host:port`` instead of
+    the default path (e.g. the city's own domains to the mailbox servers)."""
+
+    domains: tuple[str, ...] = ()  # "hcm.gov.vn" matches that domain; ".hcm.gov.vn" its subdomains
+    host: str = ""
+    port: int = 25
+    protocol: str = "smtp"  # "smtp" or "lmtp" (RFC 2033)
+    tls: str = "starttls"  # as delivery.relay_tls, plus "may"
+    username: str = ""
+    password: Secret = Secret("")
+
+
+@dataclass(frozen=True)
 class DeliveryConfig:
     mode: str = "outbox"
     relay_host: str = ""
@@ -139,8 +153,37 @@ class DeliveryConfig:
     relay_tls: str = "starttls"
     relay_username: str = ""
     relay_password: Secret = Secret("")
-    concurrency: int = 10
+    # Messages being sent at once, in all, and to one destination (a relay, a
+    # route, or one recipient domain's mail exchangers).
+    concurrency: int = 20
+    per_destination_concurrency: int = 10
     poll_seconds: float = 1.0
+    # Seconds to wait for each answer of the next hop (RFC 5321 §4.5.3.2).
+    timeout_seconds: float = 60.0
+    # Retries: exponential backoff from retry_min to retry_max with ±retry_jitter,
+    # give up (bounce) after max_age_hours; warn the sender after delay_warning_hours
+    # (0 = never).
+    retry_min_seconds: float = 300.0
+    retry_max_seconds: float = 3600.0
+    retry_jitter: float = 0.2
+    max_age_hours: float = 120.0
+    delay_warning_hours: float = 4.0
+    # A claimed recipient belongs to its worker for this long; if the worker dies,
+    # another node takes it over after it (at-least-once: it may be sent twice).
+    lease_seconds: float = 300.0
+    # A destination that did not answer at all is not tried again for this long;
+    # its messages are deferred meanwhile without a connection attempt.
+    dead_destination_seconds: float = 60.0
+    # Direct MX delivery (mode = "mx"): DNS servers ("1.2.3.4", "1.2.3.4:5353"; empty =
+    # /etc/resolv.conf), the port of the mail exchangers, and the recipient domains
+    # whose exchangers must offer STARTTLS with a certificate valid for their name
+    # (the others get opportunistic TLS). tls_ca_file: extra trusted CAs (PEM) for
+    # verified next hops, besides the system's.
+    dns_servers: tuple[str, ...] = ()
+    mx_port: int = 25
+    tls_required_domains: tuple[str, ...] = ()
+    tls_ca_file: str = ""
+    routes: tuple[RouteConfig, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -210,8 +253,10 @@ ENV_OVERRIDES = {
 }
 
 _CHOICES = {
-    ("delivery", "mode"): ("outbox", "relay"),
-    ("delivery", "relay_tls"): ("none", "starttls", "require-starttls", "tls"),
+    ("delivery", "mode"): ("outbox", "relay", "mx"),
+    ("delivery", "relay_tls"): ("none", "may", "starttls", "require-starttls", "tls"),
+    ("delivery.routes", "protocol"): ("smtp", "lmtp"),
+    ("delivery.routes", "tls"): ("none", "may", "starttls", "require-starttls", "tls"),
     ("limits", "external_recipients"): ("allow", "deny"),
     ("server", "event_loop"): ("uvloop", "asyncio"),
 }
@@ -224,6 +269,10 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         (item_tp, _ellipsis) = typing.get_args(tp)
         if not isinstance(value, list):
             raise ConfigError(f"{key}: expected a list, got {type(value).__name__}")
+        if dataclasses.is_dataclass(item_tp):  # an array of tables: [[section.name]]
+            source, _, name = key.rpartition(": ")
+            return tuple(_build_section(item_tp, v, f"{name}[{i}]", source, choices_key=name)
+                         for i, v in enumerate(value))
         return tuple(_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value))
     if tp is bool:
         if not isinstance(value, bool):
@@ -248,7 +297,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     raise AssertionError(f"unsupported config type {tp} for {key}")
 
 
-def _build_section(cls: type, data: Any, section: str, source: str) -> Any:
+def _build_section(cls: type, data: Any, section: str, source: str, choices_key: str | None = None) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: [{section}] must be a table")
     hints = typing.get_type_hints(cls)
@@ -260,7 +309,7 @@ def _build_section(cls: type, data: Any, section: str, source: str) -> Any:
     for name, value in data.items():
         key = f"{section}.{name}"
         values[name] = _coerce(value, hints[name], f"{source}: {key}")
-        choices = _CHOICES.get((section, name))
+        choices = _CHOICES.get((choices_key or section, name))
         if choices and values[name] not in choices:
             raise ConfigError(f"{source}: {key}: expected one of {', '.join(choices)}, got {value!r}")
     return cls(**values)
@@ -293,8 +342,7 @@ def _check(config: Config) -> None:
             raise ConfigError(f"{src}: {exc}") from None
     if not config.domains.official:
         raise ConfigError(f"{src}: domains.official: at least one official domain is required")
-    if config.delivery.mode == "relay" and not config.delivery.relay_host:
-        raise ConfigError(f"{src}: delivery.relay_host: required when delivery.mode = \"relay\"")
+    _check_delivery(config.delivery, src)
     if config.server.processes < 1:
         raise ConfigError(f"{src}: server.processes: must be at least 1")
     if config.queue.group_commit_max < 1:
@@ -307,6 +355,47 @@ def _check(config: Config) -> None:
 
     check_domains(config.domains, src)
     check_policy_names(config.policies, src)
+
+
+def _check_delivery(d: DeliveryConfig, src: str) -> None:
+    if d.mode == "relay" and not d.relay_host:
+        raise ConfigError(f"{src}: delivery.relay_host: required when delivery.mode = \"relay\"")
+    for key in ("concurrency", "per_destination_concurrency"):
+        if getattr(d, key) < 1:
+            raise ConfigError(f"{src}: delivery.{key}: must be at least 1")
+    if not 0 < d.retry_min_seconds <= d.retry_max_seconds:
+        raise ConfigError(f"{src}: delivery.retry_min_seconds: must be above 0 and at most retry_max_seconds")
+    if not 0 <= d.retry_jitter < 1:
+        raise ConfigError(f"{src}: delivery.retry_jitter: must be at least 0 and below 1")
+    if d.max_age_hours <= 0:
+        raise ConfigError(f"{src}: delivery.max_age_hours: must be above 0")
+    if d.lease_seconds < 5:
+        raise ConfigError(f"{src}: delivery.lease_seconds: must be at least 5")
+    if d.timeout_seconds <= 0:
+        raise ConfigError(f"{src}: delivery.timeout_seconds: must be above 0")
+    for i, entry in enumerate(d.dns_servers):  # the resolver parses them fully at start
+        if not entry.strip() or any(c.isspace() for c in entry):
+            raise ConfigError(f"{src}: delivery.dns_servers[{i}]: expected an address or address:port, got {entry!r}")
+    if d.relay_tls == "may" and d.relay_username:
+        raise ConfigError(f"{src}: delivery.relay_tls: \"may\" does not check the relay's certificate, so the "
+                          "password of relay_username could go to anyone: use \"require-starttls\"")
+    seen: dict[str, int] = {}
+    for i, route in enumerate(d.routes):
+        key = f"{src}: delivery.routes[{i}]"
+        if route.tls == "may" and route.username:
+            raise ConfigError(f"{key}.tls: \"may\" does not check the certificate, so the password of "
+                              "username could go to anyone: use \"require-starttls\"")
+        if not route.host:
+            raise ConfigError(f"{key}.host: required")
+        if not route.domains:
+            raise ConfigError(f"{key}.domains: at least one domain is required")
+        for domain in route.domains:
+            name = domain.lower().rstrip(".")
+            if not name.lstrip(".") or any(c.isspace() or c in "@/:" for c in name):
+                raise ConfigError(f"{key}.domains: not a domain: {domain!r}")
+            if name in seen:
+                raise ConfigError(f"{key}.domains: {domain!r} is already routed by delivery.routes[{seen[name]}]")
+            seen[name] = i
 
 
 def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:

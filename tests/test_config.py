@@ -34,6 +34,25 @@ def test_shipped_config_loads_with_the_documented_defaults():
     ({"domains": {"official": []}}, "domains.official: at least one official domain is required"),
     ({"delivery": {"mode": "carrier-pigeon"}}, "delivery.mode: expected one of outbox, relay"),
     ({"delivery": {"mode": "relay"}}, "delivery.relay_host: required"),
+    ({"delivery": {"relay_tls": "may", "relay_username": "hub"}}, "delivery.relay_tls: \"may\" does not check"),
+    ({"delivery": {"concurrency": 0}}, "delivery.concurrency: must be at least 1"),
+    ({"delivery": {"retry_min_seconds": 600, "retry_max_seconds": 60}}, "delivery.retry_min_seconds: must be"),
+    ({"delivery": {"retry_jitter": 1.0}}, "delivery.retry_jitter: must be at least 0 and below 1"),
+    ({"delivery": {"max_age_hours": 0}}, "delivery.max_age_hours: must be above 0"),
+    ({"delivery": {"lease_seconds": 1}}, "delivery.lease_seconds: must be at least 5"),
+    ({"delivery": {"dns_servers": ["10.0.0.53", " "]}}, "delivery.dns_servers[1]: expected an address"),
+    ({"delivery": {"routes": {"host": "x"}}}, "delivery.routes: expected a list"),
+    ({"delivery": {"routes": [{"domains": ["a.vn"]}]}}, "delivery.routes[0].host: required"),
+    ({"delivery": {"routes": [{"host": "mx", "domains": []}]}}, "delivery.routes[0].domains: at least one"),
+    ({"delivery": {"routes": [{"host": "mx", "domains": ["a@b"]}]}}, "delivery.routes[0].domains: not a domain"),
+    ({"delivery": {"routes": [{"host": "mx", "domains": ["a.vn"], "protocol": "uucp"}]}},
+     "delivery.routes[0].protocol: expected one of smtp, lmtp"),
+    ({"delivery": {"routes": [{"host": "mx", "domains": ["a.vn"], "tls": "may", "username": "u"}]}},
+     "delivery.routes[0].tls: \"may\" does not check"),
+    ({"delivery": {"routes": [{"host": "mx", "domains": ["a.vn"], "colour": "red"}]}},
+     "unknown key delivery.routes[0].colour"),
+    ({"delivery": {"routes": [{"host": "mx", "domains": ["a.vn"]}, {"host": "my", "domains": ["A.vn."]}]}},
+     "delivery.routes[1].domains: 'A.vn.' is already routed by delivery.routes[0]"),
     ({"tls": {"cert_file": "/etc/cert.pem"}}, "tls.cert_file and tls.key_file: give both or neither"),
 ])
 def test_errors_name_the_key(data, message):
@@ -41,6 +60,28 @@ def test_errors_name_the_key(data, message):
         config_from_mapping(data, "test.toml")
     assert str(caught.value).startswith("test.toml: ")
     assert message in str(caught.value)
+
+
+def test_routes_are_read_in_order():
+    config = config_from_mapping({"delivery": {"mode": "mx", "routes": [
+        {"domains": ["hcm.gov.vn", ".hcm.gov.vn"], "host": "store", "port": 24, "protocol": "lmtp", "tls": "none"},
+        {"domains": ["partner.vn"], "host": "gw.partner.vn", "password": "s3cret-s3cret"}]}}, "t.toml")
+    first, second = config.delivery.routes
+    assert (first.domains, first.host, first.port, first.protocol, first.tls) == (
+        ("hcm.gov.vn", ".hcm.gov.vn"), "store", 24, "lmtp", "none")
+    assert (second.port, second.protocol, second.tls) == (25, "smtp", "starttls")
+    assert "s3cret" not in repr(config)
+
+
+@pytest.mark.parametrize("delivery, message", [
+    ({"mode": "mx", "dns_servers": ["10.0.0.53:99999"]}, "delivery.dns_servers: nameserver '10.0.0.53:99999'"),
+    ({"tls_ca_file": "/no/such/ca.pem"}, "delivery.tls_ca_file: cannot load /no/such/ca.pem"),
+])
+def test_delivery_settings_checked_before_start(delivery, message):
+    from mailhub.app import check_delivery_settings
+
+    with pytest.raises(ConfigError, match="^t.toml: " + message.replace(".", r"\.").replace("[", r"\[")):
+        check_delivery_settings(config_from_mapping({"delivery": delivery}, "t.toml"))
 
 
 def test_environment_overrides():

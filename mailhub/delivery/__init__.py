@@ -1,36 +1,32 @@
 """Delivery: the worker that empties the queue, and the outbound channels.
 
 - :mod:`.transport`  the seam (:class:`Transport`, :class:`RecipientResult`)
+- :mod:`.routing`    which destination each recipient's mail goes to, and its transport
+- :mod:`.dispatch`   concurrency per destination and overall, dead destinations
 - :mod:`.outbox`     the development channel: a local Maildir
-- :mod:`.smtp_relay` the production channel: one relay host over SMTP
-- :mod:`.smtp_pool`  the relay's open sessions, reused from message to message
-- :mod:`.claims`     all SQL of claiming and recording attempts
+- :mod:`.smtp_relay` one next hop over SMTP or LMTP (:mod:`.lmtp`)
+- :mod:`.smtp_pool`  opening sessions, and keeping them for the next message
+- :mod:`.mx`         mail exchangers from DNS (direct delivery)
+- :mod:`.notices`    failure notices and delay warnings to senders (:mod:`.dsn` builds them)
+- :mod:`.claims`     all SQL of claiming due recipients (leases)
+- :mod:`.records`    all SQL of recording attempts and giving claims back
+- :mod:`.schedule`   the retry rule: backoff with jitter, maximum age
 - :mod:`.results`    recording attempts in batches
 - :mod:`.worker`     the loop
 """
 from __future__ import annotations
 
-from mailhub.config import Config
-from mailhub.delivery.claims import (Claim, ClaimedRecipient, Outcome, claim, mark_results, release,
-                                     retry_delay)
+from mailhub.delivery.claims import Claim, ClaimedRecipient, Outcome, claim
+from mailhub.delivery.records import mark_results, release
+from mailhub.delivery.schedule import RetrySchedule, retry_delay
 from mailhub.delivery.outbox import MaildirOutbox
-from mailhub.delivery.smtp_relay import DEFAULT_TIMEOUT, SmtpRelay
+from mailhub.delivery.routing import Router
+from mailhub.delivery.smtp_relay import SmtpRelay
 from mailhub.delivery.transport import RecipientResult, Transport
 from mailhub.delivery.worker import DeliveryWorker
 
 __all__ = [
     "Claim", "ClaimedRecipient", "DeliveryWorker", "MaildirOutbox", "Outcome", "RecipientResult",
-    "SmtpRelay", "Transport", "build_transport", "claim", "mark_results", "release", "retry_delay",
+    "RetrySchedule", "Router", "SmtpRelay", "Transport", "claim", "mark_results", "release",
+    "retry_delay",
 ]
-
-
-def build_transport(config: Config) -> Transport:
-    """The channel ``[delivery] mode`` names: ``outbox`` (Maildir) or ``relay`` (SMTP)."""
-    delivery = config.delivery
-    if delivery.mode == "relay":
-        return SmtpRelay(delivery.relay_host, delivery.relay_port, delivery.relay_tls,
-                         delivery.relay_username, delivery.relay_password, DEFAULT_TIMEOUT,
-                         local_hostname=config.server.hostname, max_connections=delivery.concurrency)
-    if delivery.mode == "outbox":
-        return MaildirOutbox(config.outbox_dir)
-    raise ValueError(f"delivery.mode: expected outbox or relay, got {delivery.mode!r}")
