@@ -9,10 +9,8 @@ terminal), never from the command line, where ``ps`` and shell history show them
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import sys
-from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -24,9 +22,10 @@ from rich.text import Text
 from sqlalchemy.exc import OperationalError
 
 from mailhub import directory, passwords, schema, tlscert
+from mailhub.cli_queue import queue_app
 from mailhub.config import Config, load_config
 from mailhub.errors import InputError, MailhubError
-from mailhub.models import RecipientState, UnitKind
+from mailhub.models import UnitKind
 
 app = typer.Typer(help="mailhub: the city's mail submission relay.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
@@ -36,7 +35,6 @@ alias_app = typer.Typer(help="Other addresses of one official.", no_args_is_help
 mailbox_app = typer.Typer(help="Shared unit mailboxes.", no_args_is_help=True)
 directory_app = typer.Typer(help="The whole directory at once.", no_args_is_help=True)
 dkim_app = typer.Typer(help="DKIM keys.", no_args_is_help=True)
-queue_app = typer.Typer(help="The delivery queue.", no_args_is_help=True)
 for _sub, _name in ((unit_app, "unit"), (user_app, "user"), (alias_app, "alias"),
                     (mailbox_app, "mailbox"), (directory_app, "directory"), (dkim_app, "dkim"),
                     (queue_app, "queue")):
@@ -267,55 +265,6 @@ def dkim_dns(ctx: typer.Context) -> None:
     for domain in cfg.domains.official:
         for line in dns_records(cfg.dkim_keys_dir, domain, cfg.dkim.selector, cfg.dkim.ed25519):
             typer.echo(line)
-
-
-# ---- queue ------------------------------------------------------------------
-
-def _age(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    for unit_seconds, unit, sub_seconds, sub in ((86400, "d", 3600, "h"), (3600, "h", 60, "m")):
-        if seconds >= unit_seconds:
-            return f"{seconds // unit_seconds}{unit}{(seconds % unit_seconds) // sub_seconds:02d}{sub}"
-    return f"{seconds // 60}m" if seconds >= 60 else f"{seconds}s"
-
-
-def _queue_rows(engine, state: str | None) -> list[dict]:
-    # Read-only, so kept here rather than in mailhub/queue.py; the blob column is not loaded.
-    from sqlmodel import Session, select
-
-    from mailhub.models import QueuedMessage, QueueRecipient
-
-    query = (select(QueueRecipient.message_id, QueuedMessage.created_at, QueuedMessage.mail_from,
-                    QueueRecipient.rcpt, QueueRecipient.state, QueueRecipient.attempts,
-                    QueueRecipient.next_attempt_at, QueueRecipient.last_reply)
-             .join(QueuedMessage, QueuedMessage.id == QueueRecipient.message_id)
-             .order_by(QueuedMessage.created_at, QueueRecipient.id))
-    if state:
-        query = query.where(QueueRecipient.state == state)
-    keys = ("message_id", "created_at", "sender", "recipient", "state", "attempts",
-            "next_attempt_at", "last_reply")
-    with Session(engine) as session:
-        return [dict(zip(keys, row)) for row in session.exec(query)]
-
-
-@queue_app.command("list")
-def queue_list(ctx: typer.Context,
-               state: Optional[RecipientState] = typer.Option(None, "--state", case_sensitive=False),
-               as_json: bool = typer.Option(False, "--json", help="Print a JSON array.")) -> None:
-    """One line per recipient still known to the queue, oldest message first."""
-    now = datetime.now(timezone.utc)
-    rows = _queue_rows(_state(ctx).engine(), state.value if state else None)
-    if as_json:
-        for row in rows:
-            row["age_seconds"] = int((now - row["created_at"]).total_seconds())
-            row["created_at"] = row["created_at"].isoformat()
-            row["next_attempt_at"] = row["next_attempt_at"].isoformat()
-        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
-        return
-    _table(f"Queue ({len(rows)} recipients)",
-           ["message", "age", "sender", "recipient", "state", "attempts", "last reply"],
-           [(r["message_id"], _age((now - r["created_at"]).total_seconds()), r["sender"], r["recipient"],
-             r["state"], r["attempts"], r["last_reply"]) for r in rows])
 
 
 # ---- entry point ------------------------------------------------------------

@@ -1,7 +1,6 @@
 """The `mailhub` command, run as a real subprocess (`python -m mailhub`)."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -10,12 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session
 
 from mailhub import passwords
 from mailhub.db import make_engine
 from mailhub.directory import find_official, load_sender
-from mailhub.models import QueuedMessage, QueueRecipient
 
 PASSWORD = "mat-khau-rat-dai-2026"
 CONFIG = """\
@@ -219,28 +216,6 @@ def test_directory_import_with_bad_rows_imports_nothing(ready):
     assert f"{csv}:2:" not in result.stderr
     assert "nothing imported" in result.stderr
     assert "an@hcm.gov.vn" not in ready("user", "list").stdout
-
-
-def test_queue_list(ready):
-    engine = ready.engine()
-    try:
-        with Session(engine) as session:
-            session.add(QueuedMessage(id="m1", mail_from="an@hcm.gov.vn", size=3, data=b"abc"))
-            session.flush()
-            session.add(QueueRecipient(message_id="m1", rcpt="binh@hcm.gov.vn"))
-            session.add(QueueRecipient(message_id="m1", rcpt="x@example.org", state="deferred",
-                                       attempts=2, last_reply="451 4.7.1 Thử lại sau"))
-            session.commit()
-    finally:
-        engine.dispose()
-    rows = json.loads(ready("queue", "list", "--json").stdout)
-    assert [(r["recipient"], r["state"], r["attempts"]) for r in rows] == [
-        ("binh@hcm.gov.vn", "queued", 0), ("x@example.org", "deferred", 2)]
-    assert rows[1]["last_reply"] == "451 4.7.1 Thử lại sau" and rows[0]["sender"] == "an@hcm.gov.vn"
-    table = ready("queue", "list", "--state", "deferred")
-    assert table.returncode == 0 and "x@example.org" in table.stdout and "binh@" not in table.stdout
-    assert "Thử lại sau" in table.stdout
-    assert ready("queue", "list", "--state", "lost").returncode == 2
 
 
 def test_config_from_environment_variable(hub):
