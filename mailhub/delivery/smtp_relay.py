@@ -33,7 +33,7 @@ and never retried here: the server may already hold the message, and a second
 copy now is worse than a retry at the next attempt.
 
 Opening a session (TLS, what is checked, when a password is sent) is
-:class:`.smtp_pool.SessionOpener`; LMTP's differences are :mod:`.lmtp`.
+:class:`.smtp_session.SessionOpener`; LMTP's differences are :mod:`.lmtp`.
 """
 from __future__ import annotations
 
@@ -49,8 +49,9 @@ from aiosmtplib.protocol import normalize_message_line_endings
 
 from mailhub.config import Secret
 from mailhub.delivery import lmtp
-from mailhub.delivery.smtp_pool import (IDLE_SECONDS, LINK_ERRORS, PROTOCOLS, REUSE_LIMIT, TLS_MODES,
-                                        NotStarted, PooledSession, SessionOpener, SessionPool)
+from mailhub.delivery.smtp_pool import IDLE_SECONDS, REUSE_LIMIT, SessionPool
+from mailhub.delivery.smtp_session import (LINK_ERRORS, PROTOCOLS, TLS_MODES, NotStarted, PooledSession,
+                                           SessionOpener)
 from mailhub.delivery.transport import RecipientResult, for_all, from_reply, permanent
 
 log = logging.getLogger("mailhub.delivery")
