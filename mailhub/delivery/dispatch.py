@@ -10,9 +10,11 @@ TLS failed) is *suspended* for ``dead_seconds``: its jobs are deferred without
 a connection attempt, as Postfix does with a dead destination ("delivery
 temporarily suspended"), so a dead next hop costs no slots and no timeouts.
 
-Jobs waiting for a saturated destination beyond ``backlog`` are handed back as
+Jobs waiting for a destination beyond what it can start within ``horizon``
+seconds at its recent pace (and at least ``backlog``) are handed back as
 overflow: the worker returns them to the queue for a little while instead of
-holding their leases while it cannot start them.
+holding their leases while it cannot start them. A fast destination that is
+merely busy keeps its waiting jobs; a stuck one keeps ``backlog``.
 """
 from __future__ import annotations
 
@@ -29,12 +31,14 @@ J = TypeVar("J", bound=_HasDestination)
 
 
 class Dispatch(Generic[J]):
-    def __init__(self, per_destination: int, dead_seconds: float, backlog: int) -> None:
+    def __init__(self, per_destination: int, dead_seconds: float, backlog: int, horizon: float = 10.0) -> None:
         if per_destination < 1:
             raise ValueError("per_destination must be at least 1")
         self.per_destination = per_destination
         self.dead_seconds = dead_seconds
         self.backlog = backlog
+        self.horizon = horizon
+        self._pace: dict[str, float] = {}  # destination → moving average of one send, seconds
         self._ready: OrderedDict[str, deque[J]] = OrderedDict()  # turn order: front goes next
         self._busy: dict[str, int] = {}
         self._dead: dict[str, tuple[float, str]] = {}  # destination → (until, why)
@@ -73,8 +77,11 @@ class Dispatch(Generic[J]):
     def started(self, destination: str) -> None:
         self._busy[destination] = self.busy(destination) + 1
 
-    def finished(self, destination: str, answered: bool, why: str, now: float) -> None:
-        """A send to ``destination`` ended; ``answered``: some SMTP server answered."""
+    def finished(self, destination: str, answered: bool, why: str, now: float, seconds: float | None = None) -> None:
+        """A send to ``destination`` ended after ``seconds``; ``answered``: some SMTP server answered."""
+        if seconds is not None:
+            pace = self._pace.get(destination)
+            self._pace[destination] = seconds if pace is None else 0.8 * pace + 0.2 * seconds
         left = self.busy(destination) - 1
         if left > 0:
             self._busy[destination] = left
@@ -95,11 +102,20 @@ class Dispatch(Generic[J]):
             return None
         return dead[1]
 
+    def limit(self, destination: str) -> int:
+        """How many jobs may wait for ``destination``: what it starts within
+        ``horizon`` at its pace, at least ``backlog`` (also when the pace is unknown)."""
+        pace = self._pace.get(destination)
+        if pace is None:
+            return self.backlog
+        return max(self.backlog, int(self.per_destination * self.horizon / max(pace, 1e-3)))
+
     def overflow(self) -> list[J]:
-        """Jobs beyond ``backlog`` waiting for one destination (the newest ones)."""
+        """Jobs beyond :meth:`limit` waiting for one destination (the newest ones)."""
         extra: list[J] = []
-        for jobs in self._ready.values():
-            while len(jobs) > self.backlog:
+        for destination, jobs in self._ready.items():
+            limit = self.limit(destination)
+            while len(jobs) > limit:
                 extra.append(jobs.pop())
         return extra
 

@@ -122,7 +122,8 @@ class DeliveryWorker:
         loop = self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         ready: Dispatch[_Job] = Dispatch(self.per_destination, self.dead_seconds,
-                                         self.per_destination * CLAIM_AHEAD_FACTOR)
+                                         self.per_destination * CLAIM_AHEAD_FACTOR, READ_AHEAD_SECONDS)
+        probe_after = 0.0  # claims only to fill free slots are not tried again before this
         inflight: set[asyncio.Task[None]] = set()
         claiming: asyncio.Task[list[_Job]] | None = None
         stopping = asyncio.ensure_future(stop_event.wait())
@@ -134,9 +135,14 @@ class DeliveryWorker:
             while not stop_event.is_set():
                 self._changed.clear()  # first: whatever happens from here on is looked at
                 if claiming is not None and claiming.done():
-                    for job in claiming.result():
+                    jobs, startable_before = claiming.result(), ready.startable(loop.time())
+                    for job in jobs:
                         ready.add(job)
                     claiming = None
+                    if jobs and ready.startable(loop.time()) == startable_before:
+                        # Nothing claimed could start: all for busy destinations. Do not
+                        # claim merely to fill free slots again until the next poll.
+                        probe_after = loop.time() + self.poll_seconds
                     await self._give_back(ready.overflow(), "their destination is saturated", logging.INFO)
                 stale = self._start_ready(ready, inflight)
                 if stale:
@@ -149,17 +155,20 @@ class DeliveryWorker:
                 # Claim up to concurrency + read-ahead waiting or running; and, when free
                 # slots have nothing startable (all waiting mail is for saturated
                 # destinations), enough to fill them with mail for other destinations.
-                want = max(self.concurrency + self._read_ahead() - len(inflight) - len(ready),
-                           self.concurrency - len(inflight) - startable)
+                fill = self.concurrency - len(inflight) - startable if now >= probe_after else 0
+                want = max(self.concurrency + self._read_ahead() - len(inflight) - len(ready), fill)
                 if claiming is None and self._maybe_due and startable < self.concurrency and want > 0:
                     self._maybe_due = False  # before the claim: a wake during it is not lost
                     next_poll = now + self.poll_seconds
                     claiming = loop.create_task(self._claim_jobs(want))
                     claiming.add_done_callback(lambda _: self._changed.set())
                     continue
-                # Due mail but no room: the next finished send or claim brings us back.
+                # Due mail but no room: the next finished send or claim brings us back,
+                # or the end of the pause in claiming for free slots.
+                wake_at = next_poll if not self._maybe_due else (
+                    probe_after if probe_after > now and len(inflight) < self.concurrency else None)
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout_at(None if self._maybe_due else next_poll):
+                    async with asyncio.timeout_at(wake_at):
                         await self._changed.wait()
         finally:
             stopping.cancel()
@@ -309,7 +318,8 @@ class DeliveryWorker:
         finally:
             answered = [r for r in results.values() if r.answered]
             why = next(iter(results.values())).reply if results and not answered else ""
-            ready.finished(job.destination, bool(answered) or not results, why, loop.time())
+            ready.finished(job.destination, bool(answered) or not results, why, loop.time(),
+                           loop.time() - started)
         elapsed = loop.time() - started
         DELIVERY_ATTEMPT.observe(elapsed)
         self._send_seconds = elapsed if self._send_seconds is None else 0.8 * self._send_seconds + 0.2 * elapsed
