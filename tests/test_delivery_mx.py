@@ -17,7 +17,7 @@ from mailhub.db import make_engine
 from mailhub.models import DeliveryAttempt, QueuedMessage, QueueRecipient
 from tests.dns_server import DnsServer
 from tests.nexthops import Hop, ScriptedHandler, server_tls
-from tests.support import DOMAIN, free_port, make_config, message, provisioned_copy, start_hub
+from tests.support import DOMAIN, make_config, message, provisioned_copy, start_hub
 
 ZONE = {
     ("good.test", "MX"): ["10 mx1.good.test.", "20 mx2.good.test."],

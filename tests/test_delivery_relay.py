@@ -19,8 +19,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlalchemy import text
 from sqlmodel import Session
 
-from mailhub.config import Config, DeliveryConfig, Secret, ServerConfig
-from mailhub.delivery import MaildirOutbox, RecipientResult, RetrySchedule, SmtpRelay
+from mailhub.config import Secret
+from mailhub.delivery import RecipientResult, RetrySchedule, SmtpRelay
 from mailhub.models import utcnow
 from tests.test_delivery_queue import (BODY, SENDER, enqueue, postgres_engine, rows, sqlite_engine, states,
                                        wait_for_state, wait_until, worker)

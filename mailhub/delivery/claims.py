@@ -33,7 +33,7 @@ from typing import Iterable, Iterator, NamedTuple
 
 from sqlalchemy import and_, bindparam, case, func, or_, select, union_all, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
 

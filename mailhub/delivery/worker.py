@@ -34,7 +34,6 @@ import contextlib
 import logging
 import secrets
 import threading
-from collections import deque
 from datetime import datetime, timedelta
 from typing import Callable, NamedTuple
 
