@@ -61,6 +61,7 @@ class NextHop:
     data_reply: str = "250 2.0.0 Ok: queued as 4XyZ"
     received: list[Received] = field(default_factory=list)
     mail_commands: int = 0
+    mail_options: list[list[str]] = field(default_factory=list)
     logins: list[tuple[bytes, bytes]] = field(default_factory=list)
     peers: set = field(default_factory=set)  # (address, port) of each connection
     rsets: int = 0
@@ -88,6 +89,7 @@ class NextHop:
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         self.mail_commands += 1
+        self.mail_options.append(list(mail_options))
         if self._hangs_up(server, session, "MAIL"):
             return "421 4.3.0 never seen: the connection is closed"
         envelope.mail_from = address
@@ -293,6 +295,20 @@ async def test_a_run_of_messages_shares_a_few_connections(engine, start_hop):
     assert 1 <= hop.connections <= 4 + 1, hop.connections
     assert (hop.mail_commands, hop.rsets) == (30, 0)  # no RSET between good transactions
     assert hop.quits == hop.connections  # the stop closed each one with QUIT
+
+
+async def test_eight_bit_content_is_declared(start_hop):
+    """RFC 6152: BODY=8BITMIME for a message with 8-bit bytes, nothing for plain ASCII."""
+    hop = NextHop()
+    transport = relay(start_hop(hop))
+    vietnamese = BODY.replace(b"Kinh gui anh chi,", "Kính gửi anh chị,".encode())
+    try:
+        assert (await transport.send(SENDER, ["a@example.org"], vietnamese))["a@example.org"].ok
+        assert (await transport.send(SENDER, ["b@example.org"], BODY))["b@example.org"].ok
+    finally:
+        await transport.close()
+    assert ["BODY=8BITMIME" in options for options in hop.mail_options] == [True, False]
+    assert hop.received[0].data == vietnamese
 
 
 async def test_rset_only_after_a_transaction_that_failed_midway(start_hop):

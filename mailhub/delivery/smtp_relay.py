@@ -171,6 +171,11 @@ class SmtpRelay:
             options = ["SMTPUTF8"] if utf8 else []
             if smtp.supports_extension("size"):
                 options.insert(0, f"SIZE={_wire_size(data)}")
+            if not data.isascii() and smtp.supports_extension("8bitmime"):
+                # RFC 6152 §3: declare 8-bit content (Vietnamese text in 8bit parts, the
+                # original headers in a notice). A server without 8BITMIME still gets the
+                # message as it is, as Postfix sends it: downgrading would break DKIM.
+                options.append("BODY=8BITMIME")
             session.transactions += 1  # counts against the reuse limit even if refused
             try:
                 await smtp.mail(mail_from, options=options, encoding=encoding)
