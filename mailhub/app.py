@@ -124,6 +124,7 @@ class Mailhub:
 
     async def _start_delivery(self) -> None:
         from mailhub.delivery.notices import Notifier
+        from mailhub.delivery.retention import run_retention
         from mailhub.delivery.routing import Router
         from mailhub.delivery.schedule import RetrySchedule
         from mailhub.delivery.worker import DeliveryWorker
@@ -141,6 +142,7 @@ class Mailhub:
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self.worker.run(self._stop)))
         self._tasks.append(loop.create_task(self.notifier.run(self._stop)))
+        self._tasks.append(loop.create_task(run_retention(self.engine, config.queue.retention_days, self._stop)))
 
     async def _start_submission(self) -> None:
         config, loop = self.config, asyncio.get_running_loop()

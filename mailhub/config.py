@@ -129,6 +129,9 @@ class PoliciesConfig:
 @dataclass(frozen=True)
 class QueueConfig:
     group_commit_max: int = 64
+    # Finished mail (delivered, or bounced and the sender told) is removed this many
+    # days after acceptance; 0 keeps it forever. The usage ledger is not affected.
+    retention_days: int = 30
 
 
 @dataclass(frozen=True)

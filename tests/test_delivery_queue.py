@@ -543,3 +543,31 @@ async def test_a_claim_that_waited_too_long_is_given_back_not_sent(engine, caplo
     for i, mid in enumerate(mids):
         row = rows(engine, mid)[f"r{i}@example.org"]
         assert (row.state, row.attempts) == ("delivered", 1)  # giving back is no attempt
+
+
+# ---- retention ------------------------------------------------------------------
+
+def test_only_finished_mail_older_than_the_retention_is_removed(any_engine):
+    from mailhub.delivery.retention import purge_finished
+
+    now = utcnow()
+    old = now - timedelta(days=31)
+    done = enqueue(any_engine, ["a@x.vn", "b@x.vn"], state="delivered", created_at=old)
+    told = enqueue(any_engine, ["c@x.vn"], state="bounced", created_at=old)
+    untold = enqueue(any_engine, ["d@x.vn"], state="bounced", created_at=old)  # notice not queued yet
+    mixed = enqueue(any_engine, ["e@x.vn"], state="delivered", created_at=old)
+    held = enqueue(any_engine, ["f@x.vn"], state="held", created_at=old)
+    recent = enqueue(any_engine, ["g@x.vn"], state="delivered", created_at=now - timedelta(days=29))
+    with Session(any_engine) as s:
+        s.add(QueueRecipient(message_id=mixed, rcpt="e2@x.vn", state="deferred"))
+        for row in s.exec(select(QueueRecipient).where(QueueRecipient.message_id == told)):
+            row.notified = "final"
+            s.add(row)
+            s.add(DeliveryAttempt(recipient_id=row.id, message_id=told, outcome="bounced", reply="550 no"))
+        s.commit()
+    assert purge_finished(any_engine, now - timedelta(days=30)) == 2
+    with Session(any_engine) as s:
+        left = set(s.exec(select(QueuedMessage.id)).all())
+        assert s.exec(select(DeliveryAttempt)).all() == []
+    assert left == {untold, mixed, held, recent}
+    assert done not in left and told not in left
