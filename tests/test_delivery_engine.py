@@ -207,3 +207,27 @@ def test_a_stuck_next_hop_does_not_hold_up_the_others(tmp_path, ca, provisioned_
             hub.stop()
     finally:
         stuck.stop()
+
+
+def test_a_next_hop_slower_than_the_timeout_is_deferred(tmp_path, ca, provisioned_home, hops):
+    """A server that takes the message but never answers the end of DATA: after
+    delivery.timeout_seconds the recipient is deferred; the other is delivered."""
+    stuck = Hop(ScriptedHandler(gate=threading.Event()))
+    try:
+        home = provisioned_copy(provisioned_home, tmp_path / "home")
+        config = make_config(home, ca, delivery={
+            "mode": "relay", "relay_host": "127.0.0.1", "relay_port": stuck.port, "relay_tls": "none",
+            "timeout_seconds": 1.0,
+            "routes": [{"domains": ["ok.test"], "host": "127.0.0.1", "port": hops["ok"].port, "tls": "none"}]})
+        hub = start_hub(config, ca)
+        try:
+            with hub.connect() as client:
+                client.sendmail(SENDER, ["x@slow.example", "x@ok.test"], message(to="x@slow.example, x@ok.test"))
+            final = wait_until(lambda: (s := states(config)) and s.get("x@slow.example", ("",))[0] == "deferred"
+                               and s, what="the slow recipient deferred")
+        finally:
+            hub.stop()
+    finally:
+        stuck.stop()
+    assert final["x@ok.test"][0] == "delivered"
+    assert "did not answer within 1 s" in final["x@slow.example"][1]
