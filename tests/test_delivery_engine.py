@@ -24,6 +24,8 @@ from mailhub.db import make_engine
 from mailhub.dkimkeys import dns_records
 from mailhub.models import QueuedMessage, QueueRecipient
 from tests.dkimcheck import dkimpy_verify
+from aiosmtpd.controller import Controller
+
 from tests.nexthops import Hop, ScriptedHandler, server_tls
 from tests.support import DOMAIN, free_port, make_config, message, provisioned_copy, start_hub
 
@@ -231,3 +233,41 @@ def test_a_next_hop_slower_than_the_timeout_is_deferred(tmp_path, ca, provisione
         stuck.stop()
     assert final["x@ok.test"][0] == "delivered"
     assert "did not answer within 1 s" in final["x@slow.example"][1]
+
+
+class LmtpHop(Hop):
+    """The same scripted handler behind aiosmtpd's LMTP server (LHLO; EHLO is refused)."""
+
+    def __init__(self, handler: ScriptedHandler) -> None:
+        from aiosmtpd.lmtp import LMTP
+
+        class Lmtp(Controller):
+            def factory(self):
+                return LMTP(self.handler, **self.SMTP_kwargs)
+
+        self.handler = handler
+        self.controller = Lmtp(handler, hostname="127.0.0.1", port=free_port())
+        self.controller.start()
+
+
+def test_the_citys_own_domain_goes_to_the_mailbox_server_by_lmtp(tmp_path, ca, provisioned_home, hops):
+    store = LmtpHop(ScriptedHandler())
+    try:
+        home = provisioned_copy(provisioned_home, tmp_path / "home")
+        config = make_config(home, ca, delivery={
+            "mode": "relay", "relay_host": "127.0.0.1", "relay_port": hops["ok"].port, "relay_tls": "none",
+            "routes": [{"domains": [DOMAIN, f".{DOMAIN}"], "host": "127.0.0.1", "port": store.port,
+                        "protocol": "lmtp", "tls": "none"}]})
+        hub = start_hub(config, ca)
+        try:
+            with hub.connect() as client:
+                rcpts = ["binh@hcm.gov.vn", "chau@q1.hcm.gov.vn", "x@example.org"]
+                client.sendmail(SENDER, rcpts, message(to=", ".join(rcpts)))
+            local = store.handler.wait_for(1)
+            outside = hops["ok"].handler.wait_for(1)
+        finally:
+            hub.stop()
+    finally:
+        store.stop()
+    assert [sorted(m[1]) for m in local] == [["binh@hcm.gov.vn", "chau@q1.hcm.gov.vn"]]  # one LMTP transaction
+    assert [m[1] for m in outside] == [["x@example.org"]]  # the rest through the relay
