@@ -18,14 +18,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from mailhub.db import make_engine
 from mailhub.dkimkeys import dns_records
 from mailhub.models import QueuedMessage, QueueRecipient
 from tests.dkimcheck import dkimpy_verify
-from aiosmtpd.controller import Controller
-
 from tests.nexthops import Hop, ScriptedHandler, server_tls
 from tests.support import DOMAIN, free_port, make_config, message, provisioned_copy, start_hub
 
