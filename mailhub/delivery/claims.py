@@ -116,31 +116,37 @@ def _due_rows(lock: bool) -> Select:
     whose lease ran out (its worker died; a ``sending`` row without a lease
     cannot belong to a live worker either).
 
-    PostgreSQL (``lock``): both steps lock what they read and skip rows another
-    claimer holds, so two nodes never take the same row.
+    Both databases find the due rows one state at a time, each walk of the
+    ``(state, next_attempt_at)`` index stopping after ``limit`` rows. A plain
+    ``OR`` of the states makes the planner read and sort every due row on each
+    claim: on SQLite 2 ms with 3,000 queued and 95 ms with 50,000; on PostgreSQL
+    a sequential scan and a sort of 20,000 rows, 8 ms, 41 ms with 100,000 (the
+    sort spills to disk), against 0.1 ms for the walks (bench/delivery.py,
+    docs/benchmarks.md). Then the chosen messages' rows come through the
+    ``message_id`` index.
 
-    SQLite: the due rows are found one state at a time, each walk of the
-    ``(state, next_attempt_at)`` index stopping after ``limit`` rows. The plain
-    ``OR`` sorts every due row on each claim: 2 ms with 3,000 queued, 95 ms with
-    50,000. Then the chosen messages' rows come through the ``message_id``
-    index; unary ``+`` on ``state`` keeps the planner from walking every due row
-    again instead.
+    PostgreSQL (``lock``): each walk is a CTE that locks what it reads and skips
+    rows another claimer holds (``FOR UPDATE SKIP LOCKED``; a locking clause is
+    not allowed in the arms of a ``UNION``), and so does the second step, so two
+    nodes never take the same row. Rows a walk locked but the claim did not
+    choose are free again at the commit, a few milliseconds later.
+
+    SQLite: unary ``+`` on ``state`` keeps the planner from walking every due
+    row again in the second step.
     """
     now, limit = bindparam("now", type_=_rcpt.c.next_attempt_at.type), bindparam("limit")
-    waiting = and_(_rcpt.c.state.in_(_WAITING), _rcpt.c.next_attempt_at <= now)
     expired = and_(_rcpt.c.state == _SENDING, or_(_rcpt.c.lease_until < now, _rcpt.c.lease_until.is_(None)))
     every = select(_rcpt.c.id, _rcpt.c.message_id, _rcpt.c.rcpt, _rcpt.c.state, _rcpt.c.next_attempt_at)
-    if lock:
-        due = or_(waiting, expired)
-        first = select(_rcpt.c.message_id).where(due).order_by(*_ORDER).limit(limit)
-        first = first.with_for_update(skip_locked=True)
-        return every.where(due, _rcpt.c.message_id.in_(first)).with_for_update(skip_locked=True)
-    walks = [select(_rcpt.c.message_id, _rcpt.c.next_attempt_at, _rcpt.c.id).where(one)
-             .order_by(*_ORDER).limit(limit).subquery()
-             for one in (*(and_(_rcpt.c.state == state, _rcpt.c.next_attempt_at <= now) for state in _WAITING),
-                         expired)]
+    walks = []
+    for i, one in enumerate((*(and_(_rcpt.c.state == state, _rcpt.c.next_attempt_at <= now) for state in _WAITING),
+                             expired)):
+        walk = select(_rcpt.c.message_id, _rcpt.c.next_attempt_at, _rcpt.c.id).where(one).order_by(*_ORDER).limit(limit)
+        walks.append(walk.with_for_update(skip_locked=True).cte(f"walk{i}") if lock else walk.subquery())
     merged = union_all(*(select(walk) for walk in walks)).subquery()
     first = select(merged.c.message_id).order_by(merged.c.next_attempt_at, merged.c.id).limit(limit)
+    if lock:
+        due = or_(and_(_rcpt.c.state.in_(_WAITING), _rcpt.c.next_attempt_at <= now), expired)
+        return every.where(due, _rcpt.c.message_id.in_(first)).with_for_update(skip_locked=True)
     state = UnaryExpression(_rcpt.c.state, operator=custom_op("+"), type_=_rcpt.c.state.type)
     due = or_(and_(state.in_(_WAITING), _rcpt.c.next_attempt_at <= now),
               and_(state == _SENDING, or_(_rcpt.c.lease_until < now, _rcpt.c.lease_until.is_(None))))
