@@ -158,8 +158,8 @@ class DeliveryConfig:
     relay_password: Secret = Secret("")
     # Messages being sent at once, in all, and to one destination (a relay, a
     # route, or one recipient domain's mail exchangers).
-    concurrency: int = 20
-    per_destination_concurrency: int = 10
+    concurrency: int = 40
+    per_destination_concurrency: int = 20
     poll_seconds: float = 1.0
     # Seconds to wait for each answer of the next hop (RFC 5321 §4.5.3.2).
     timeout_seconds: float = 60.0
