@@ -48,6 +48,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(REPO))
 
+from sink import RawSink  # noqa: E402  (bench/ is on sys.path)
 from relay import (
     Child,
     log,
@@ -69,7 +70,7 @@ CONTROL_APP = "mailhub-bench-control"  # application_name of this script's own c
 # =====================================================================================
 # The sink (its own process): answers 250 at once, counts each message by its marker
 # =====================================================================================
-class TrackingSink(asyncio.Protocol):
+class TrackingSink(RawSink):
     """Just enough SMTP for aiosmtplib (as ``bench/sink.py``), and per message the
     ``X-Bench-Id`` value, which the benchmark puts on the first header line."""
 
@@ -80,14 +81,7 @@ class TrackingSink(asyncio.Protocol):
     expect = 0
     complete_at = 0.0  # CLOCK_MONOTONIC when the expect-th distinct id arrived
 
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-        self.buf = b""
-        self.in_data = False
-        self.scan_from = 0
-        transport.write(b"220 sink.test ESMTP bench sink\r\n")
-
-    def _arrived(self, message: bytes) -> None:
+    def arrived(self, message: bytes) -> None:
         cls = TrackingSink
         cls.total += 1
         if cls.total == 1:
@@ -104,44 +98,6 @@ class TrackingSink(asyncio.Protocol):
         cls.seen[key] = count
         if count == 1 and len(cls.seen) == cls.expect:
             cls.complete_at = time.monotonic()
-
-    def data_received(self, data: bytes) -> None:
-        buf = self.buf + data
-        out = []
-        while buf:
-            if self.in_data:
-                end = buf.find(b"\r\n.\r\n", max(0, self.scan_from - 4))
-                if end < 0:
-                    self.scan_from = len(buf)
-                    break
-                self._arrived(buf[:end])
-                buf = buf[end + 5:]
-                self.in_data = False
-                self.scan_from = 0
-                out.append(b"250 2.0.0 Ok: queued\r\n")
-                continue
-            i = buf.find(b"\r\n")
-            if i < 0:
-                break
-            verb = buf[:4].upper()
-            buf = buf[i + 2:]
-            if verb == b"EHLO":
-                out.append(b"250-sink.test\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 104857600\r\n")
-            elif verb == b"DATA":
-                self.in_data = True
-                self.scan_from = 0
-                out.append(b"354 End data with <CR><LF>.<CR><LF>\r\n")
-            elif verb == b"QUIT":
-                out.append(b"221 2.0.0 Bye\r\n")
-                self.transport.write(b"".join(out))
-                self.transport.close()
-                self.buf = b""
-                return
-            else:  # HELO, MAIL, RCPT, RSET, NOOP: accepted
-                out.append(b"250 2.0.0 Ok\r\n")
-        self.buf = buf
-        if out:
-            self.transport.write(b"".join(out))
 
 
 async def sink_main(expect: int) -> None:

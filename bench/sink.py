@@ -38,8 +38,12 @@ class RawSink(asyncio.Protocol):
         self.scan_from = 0
         transport.write(b"220 sink.test ESMTP bench sink\r\n")
 
-    def data_received(self, data: bytes) -> None:
+    def arrived(self, message: bytes) -> None:
+        """One message received (without its final CRLF.CRLF); a subclass may look at it."""
         global COUNT
+        COUNT += 1
+
+    def data_received(self, data: bytes) -> None:
         buf = self.buf + data
         out = []
         while buf:
@@ -54,10 +58,10 @@ class RawSink(asyncio.Protocol):
                 if end < 0:
                     self.scan_from = len(buf)
                     break
+                self.arrived(buf[:end])
                 buf = buf[end + skip:]
                 self.in_data = False
                 self.scan_from = 0
-                COUNT += 1
                 out.append(b"250 2.0.0 Ok: queued\r\n")
                 continue
             i = buf.find(b"\r\n")

@@ -54,3 +54,21 @@ def pg_url():
     if not url:
         pytest.skip("MAILHUB_TEST_DATABASE_URL is not set (no PostgreSQL)")
     return url
+
+
+@pytest.fixture
+def pg_schema_url(pg_url):
+    """A URL whose connections use a fresh PostgreSQL schema; dropped afterwards."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(pg_url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in pg_url else "?"
+    yield f"{pg_url}{sep}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 from collections import Counter, defaultdict
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
 from mailhub.config import DeliveryConfig
 from mailhub.delivery.results import MAX_BATCH
@@ -33,18 +32,6 @@ CONCURRENCY = DeliveryConfig().concurrency  # the nodes run with the default
 FINAL = {"delivered", "bounced"}  # nothing more happens to such a row
 
 
-@pytest.fixture
-def pg_schema_url(pg_url):
-    """A URL whose connections use a fresh schema; the schema is dropped afterwards."""
-    schema = f"test_multinode_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(pg_url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in pg_url else "?"
-    yield f"{pg_url}{sep}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
 
 
 @pytest.fixture

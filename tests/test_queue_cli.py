@@ -10,14 +10,13 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.header import Header
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, insert, select, text
+from sqlalchemy import func, insert, select
 
 from mailhub import schema
 from mailhub.db import make_engine
@@ -25,20 +24,8 @@ from mailhub.delivery.claims import claim
 from mailhub.delivery.records import mark_results
 from mailhub.delivery.transport import RecipientResult
 from mailhub.models import DeliveryAttempt, QueuedMessage, QueueRecipient
+from tests.test_cli import CONFIG
 
-CONFIG = """\
-[server]
-hostname = "mail.hcm.gov.vn"
-
-[listen]
-submission = "127.0.0.1:0"
-submissions = "127.0.0.1:0"
-http = "127.0.0.1:0"
-
-[domains]
-official = ["hcm.gov.vn"]
-subdomains_of = ["hcm.gov.vn"]
-"""
 _msg, _rcpt, _att = QueuedMessage.__table__, QueueRecipient.__table__, DeliveryAttempt.__table__
 
 
@@ -386,18 +373,6 @@ def test_a_worker_result_after_hold_and_forced_delete(tmp_path, empty_db):
 
 # ---- PostgreSQL -------------------------------------------------------------------
 
-@pytest.fixture
-def pg_schema_url(pg_url):
-    """A URL whose connections use a fresh schema; the schema is dropped afterwards."""
-    name = f"test_queue_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(pg_url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{name}"'))
-    sep = "&" if "?" in pg_url else "?"
-    yield f"{pg_url}{sep}options=-csearch_path%3D{name}"
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
-    admin.dispose()
 
 
 @pytest.mark.postgres

@@ -1,11 +1,10 @@
 """The relay on PostgreSQL: the same pipeline, the queue and ledger in a real server."""
 from __future__ import annotations
 
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, func, select
 
 from mailhub.models import QueueRecipient, UsageEvent
 from tests.support import PASSWORD, make_config, message, provision, start_hub
@@ -13,18 +12,6 @@ from tests.support import PASSWORD, make_config, message, provision, start_hub
 pytestmark = pytest.mark.postgres
 
 
-@pytest.fixture
-def pg_schema_url(pg_url):
-    """A URL whose connections use a fresh schema; the schema is dropped afterwards."""
-    schema = f"test_relay_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(pg_url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in pg_url else "?"
-    yield f"{pg_url}{sep}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
 
 
 def test_concurrent_sessions_are_stored_and_delivered_on_postgresql(tmp_path, ca, next_hop, pg_schema_url):
