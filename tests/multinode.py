@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
 import re
@@ -60,8 +61,28 @@ class TrackingHandler(RecordingHandler):
     def __init__(self) -> None:
         super().__init__()
         self.deliveries: list[Delivery] = []
+        self.hold_node: str | None = None  # DATA from this relay waits until release()
+        self.held = 0  # DATA commands waiting now
+        self._released = threading.Event()
+
+    def hold(self, node: str) -> None:
+        """Keep ``node``'s messages in the middle of DATA (its claims stay in flight)."""
+        self._released.clear()
+        self.hold_node = node
+
+    def release(self) -> None:
+        self.hold_node = None
+        self._released.set()
 
     async def handle_DATA(self, server, session, envelope):
+        if self.hold_node is not None and session.host_name == self.hold_node:
+            with self.arrived:
+                self.held += 1
+            await asyncio.get_running_loop().run_in_executor(None, self._released.wait, 60)
+            with self.arrived:
+                self.held -= 1
+            if server.transport is None or server.transport.is_closing():
+                return "421 4.3.0 the client is gone"  # never delivered: its sender died meanwhile
         data = envelope.original_content
         head = data.split(b"\r\n\r\n", 1)[0]
         seq, mid, qid = _SEQ.search(head), _MESSAGE_ID.search(head), _QUEUE_ID.search(head)

@@ -156,8 +156,13 @@ def test_a_node_killed_mid_run_loses_nothing(cluster, ca, record_property):
                lambda: len(handler.deliveries), lambda: cluster.account(expected), "a third to be delivered")
     if submitting.done():
         submitting.result()  # a client failed before the kill
+    # Make sure A dies with claims in flight: its messages wait in DATA at the next hop.
+    handler.hold(a.name)
+    wait_until(lambda: handler.held > 0, lambda: handler.held, lambda: cluster.account(expected),
+               "node A to have a message in the middle of DATA")
     a.kill()
     at_kill = len(handler.snapshot())
+    handler.release()
     cluster.wait_for_submissions(tally, submitting, expected)
     submit_seconds = time.monotonic() - started
     cluster.wait_until_all_delivered(set(tally.accepted))
