@@ -190,6 +190,36 @@ class DeliveryConfig:
 
 
 @dataclass(frozen=True)
+class InvitesConfig:
+    # Reminders by email and SMS, hours before the start of the meeting.
+    reminder_hours_before: tuple[float, ...] = (24.0, 1.0)
+    # A reminder to those who have not answered, hours before the start (0: none).
+    unanswered_reminder_hours_before: float = 48.0
+    # The address officials' browsers and Twilio reach mailhub's HTTP server at:
+    # RSVP links and SMS status callbacks are built on it.
+    public_url: str = "http://127.0.0.1:8025"
+    # Send SMS with Vietnamese diacritics (UCS-2: 70 characters per SMS instead of 160).
+    sms_unicode: bool = False
+
+
+@dataclass(frozen=True)
+class SmsConfig:
+    # "outbox": <home>/sms/sms.jsonl (development); "twilio"; "smpp" (carriers' brandname gateways).
+    gateway: str = "outbox"
+    twilio_account_sid: str = ""
+    twilio_auth_token: Secret = Secret("")
+    # Exactly one of: a Messaging Service, or a sender (registered brandname or number).
+    twilio_messaging_service_sid: str = ""
+    twilio_from: str = ""
+    smpp_host: str = ""
+    smpp_port: int = 2775
+    smpp_system_id: str = ""
+    smpp_password: Secret = Secret("")
+    smpp_source_addr: str = ""  # the registered brandname, e.g. "UBNDTPHCM"
+    concurrency: int = 10
+
+
+@dataclass(frozen=True)
 class PolicySettings:
     """The parts of the config that policies read, gathered in one frozen object."""
 
@@ -213,6 +243,8 @@ class Config:
     policies: PoliciesConfig = field(default_factory=PoliciesConfig)
     queue: QueueConfig = field(default_factory=QueueConfig)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    invites: InvitesConfig = field(default_factory=InvitesConfig)
+    sms: SmsConfig = field(default_factory=SmsConfig)
 
     # ---- derived paths -------------------------------------------------
     @property
@@ -262,6 +294,7 @@ _CHOICES = {
     ("delivery.routes", "tls"): ("none", "may", "starttls", "require-starttls", "tls"),
     ("limits", "external_recipients"): ("allow", "deny"),
     ("server", "event_loop"): ("uvloop", "asyncio"),
+    ("sms", "gateway"): ("outbox", "twilio", "smpp"),
 }
 
 
@@ -346,6 +379,7 @@ def _check(config: Config) -> None:
     if not config.domains.official:
         raise ConfigError(f"{src}: domains.official: at least one official domain is required")
     _check_delivery(config.delivery, src)
+    _check_invites(config.invites, config.sms, src)
     if config.server.processes < 1:
         raise ConfigError(f"{src}: server.processes: must be at least 1")
     if config.queue.group_commit_max < 1:
@@ -399,6 +433,23 @@ def _check_delivery(d: DeliveryConfig, src: str) -> None:
             if name in seen:
                 raise ConfigError(f"{key}.domains: {domain!r} is already routed by delivery.routes[{seen[name]}]")
             seen[name] = i
+
+
+def _check_invites(invites: InvitesConfig, sms: SmsConfig, src: str) -> None:
+    if not invites.public_url.startswith(("http://", "https://")) or any(c.isspace() for c in invites.public_url):
+        raise ConfigError(f"{src}: invites.public_url: expected an http:// or https:// address, "
+                          f"got {invites.public_url!r}")
+    if sms.gateway == "twilio":
+        if not sms.twilio_account_sid or not sms.twilio_auth_token:
+            raise ConfigError(f"{src}: sms.twilio_account_sid and sms.twilio_auth_token: required when "
+                              "sms.gateway = \"twilio\"")
+        if bool(sms.twilio_messaging_service_sid) == bool(sms.twilio_from):
+            raise ConfigError(f"{src}: sms.twilio_messaging_service_sid / sms.twilio_from: give exactly one")
+    if sms.gateway == "smpp" and not (sms.smpp_host and sms.smpp_system_id and sms.smpp_source_addr):
+        raise ConfigError(f"{src}: sms.smpp_host, sms.smpp_system_id and sms.smpp_source_addr: required when "
+                          "sms.gateway = \"smpp\"")
+    if sms.concurrency < 1:
+        raise ConfigError(f"{src}: sms.concurrency: must be at least 1")
 
 
 def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:

@@ -1,4 +1,4 @@
-"""The stored records: directory, queue, usage ledger, auth lockouts.
+"""The stored records: directory, queue, meetings, usage ledger, auth lockouts.
 
 One module of table definitions (sqlmodel) so the schema is visible in one place;
 alembic migrations in ``mailhub/migrations`` create exactly these tables.
@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime, timezone
 
-from sqlalchemy import Column, Index, LargeBinary, String, UniqueConstraint
+from sqlalchemy import Column, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -155,6 +155,124 @@ class DeliveryAttempt(SQLModel, table=True):
     outcome: str = Field(max_length=16)  # delivered, deferred, bounced
     reply: str = Field(default="", max_length=1000)
     remote: str = Field(default="", max_length=255)  # name[address]:port that answered, "" if none
+
+
+# ---- meetings and invitations (invites/) ------------------------------------
+
+class MeetingStatus(str, enum.Enum):
+    DRAFT = "draft"  # created, nothing sent yet
+    SENT = "sent"  # invitations issued (REQUEST)
+    CANCELLED = "cancelled"  # CANCEL sent; nothing more goes out
+
+
+class PartStat(str, enum.Enum):
+    """An attendee's answer (RFC 5545 §3.2.12 PARTSTAT for VEVENT)."""
+
+    NEEDS_ACTION = "NEEDS-ACTION"
+    ACCEPTED = "ACCEPTED"
+    DECLINED = "DECLINED"
+    TENTATIVE = "TENTATIVE"
+
+
+class ChannelState(str, enum.Enum):
+    """Where one invitation stands on one channel (email or SMS)."""
+
+    NONE = ""  # not sent on this channel (no address, or not asked for)
+    QUEUED = "queued"  # in our mail queue / SMS queue
+    SENT = "sent"  # handed to the next hop or the SMS gateway
+    DELIVERED = "delivered"  # the next hop or the carrier confirmed it
+    FAILED = "failed"  # given up, with a reason
+
+
+class Meeting(SQLModel, table=True):
+    """A meeting and its invitation (RFC 5546: UID and SEQUENCE identify its versions)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    uid: str = Field(max_length=255, unique=True)  # iCalendar UID, stable for the meeting's life
+    sequence: int = Field(default=0)  # RFC 5546 §2.1.4: + 1 for each update that matters
+    title: str = Field(max_length=500)
+    agenda: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    location: str = Field(default="", max_length=500)
+    start_at: datetime  # aware UTC; shown in Asia/Ho_Chi_Minh
+    end_at: datetime
+    unit_code: str = Field(foreign_key="unit.code", index=True)  # the organizing unit
+    chair_name: str = Field(default="", max_length=255)
+    secretary_email: str = Field(max_length=320, index=True)  # the issuing secretary: ORGANIZER, mail sender
+    status: str = Field(default=MeetingStatus.DRAFT.value, max_length=16)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class MeetingAttendee(SQLModel, table=True):
+    """One invited person: an official from the directory or an external guest."""
+
+    __tablename__ = "meeting_attendee"
+    __table_args__ = (Index("ix_meeting_attendee_meeting_email", "meeting_id", "email"),)
+    id: int | None = Field(default=None, primary_key=True)
+    meeting_id: int = Field(foreign_key="meeting.id")
+    official_id: int | None = Field(default=None, foreign_key="official.id")  # None: an external guest
+    name: str = Field(max_length=255)
+    email: str | None = Field(default=None, max_length=320)  # lower-case
+    phone: str | None = Field(default=None, max_length=32)  # E.164
+    removed: bool = Field(default=False)  # cancelled for this attendee alone (METHOD:CANCEL to them)
+    partstat: str = Field(default=PartStat.NEEDS_ACTION.value, max_length=16)
+    answered_at: datetime | None = Field(default=None)
+    answered_sequence: int = Field(default=0)  # the SEQUENCE the answer was about
+    email_state: str = Field(default=ChannelState.NONE.value, max_length=16)
+    email_queue_id: str | None = Field(default=None, max_length=40)  # queued_message.id of the last email
+    email_reason: str = Field(default="", max_length=1000)
+    sms_state: str = Field(default=ChannelState.NONE.value, max_length=16)
+    sms_reason: str = Field(default="", max_length=1000)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class SmsMessage(SQLModel, table=True):
+    """One SMS to send or sent: its own small queue, with retries like the mail queue."""
+
+    __tablename__ = "sms_message"
+    __table_args__ = (Index("ix_sms_message_state_next", "state", "next_attempt_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    attendee_id: int | None = Field(default=None, foreign_key="meeting_attendee.id", index=True)
+    to: str = Field(max_length=32)  # E.164
+    text: str = Field(max_length=1600)
+    encoding: str = Field(max_length=8)  # GSM-7 or UCS-2
+    segments: int
+    gateway: str = Field(default="", max_length=32)  # outbox, twilio, smpp
+    gateway_id: str = Field(default="", max_length=64, index=True)  # Twilio SID / SMPP message id
+    state: str = Field(default=ChannelState.QUEUED.value, max_length=16)
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    lease_until: datetime | None = Field(default=None)
+    reason: str = Field(default="", max_length=1000)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class MeetingReply(SQLModel, table=True):
+    """An answer received (iMIP REPLY or COUNTER, or the RSVP page), kept as evidence;
+    a COUNTER proposal is stored and shown, never applied."""
+
+    __tablename__ = "meeting_reply"
+    id: int | None = Field(default=None, primary_key=True)
+    attendee_id: int = Field(foreign_key="meeting_attendee.id", index=True)
+    method: str = Field(max_length=16)  # REPLY, COUNTER, RSVP-LINK
+    partstat: str = Field(default="", max_length=16)
+    sequence: int = Field(default=0)
+    proposed_start: datetime | None = Field(default=None)
+    proposed_end: datetime | None = Field(default=None)
+    comment: str = Field(default="", max_length=1000)
+    received_at: datetime = Field(default_factory=utcnow)
+
+
+class Reminder(SQLModel, table=True):
+    """A reminder due at ``due_at``; rows, not timers, so they survive restarts."""
+
+    __table_args__ = (Index("ix_reminder_due", "done_at", "due_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    meeting_id: int = Field(foreign_key="meeting.id", index=True)
+    kind: str = Field(max_length=16)  # "all", or "unanswered" (those who have not answered)
+    due_at: datetime
+    done_at: datetime | None = Field(default=None)
 
 
 # ---- usage ledger ----------------------------------------------------------

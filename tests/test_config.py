@@ -54,12 +54,26 @@ def test_shipped_config_loads_with_the_documented_defaults():
     ({"delivery": {"routes": [{"host": "mx", "domains": ["a.vn"]}, {"host": "my", "domains": ["A.vn."]}]}},
      "delivery.routes[1].domains: 'A.vn.' is already routed by delivery.routes[0]"),
     ({"tls": {"cert_file": "/etc/cert.pem"}}, "tls.cert_file and tls.key_file: give both or neither"),
+    ({"sms": {"gateway": "pigeon"}}, "sms.gateway: expected one of outbox, twilio, smpp"),
+    ({"sms": {"gateway": "twilio"}}, "sms.twilio_account_sid and sms.twilio_auth_token: required"),
+    ({"sms": {"gateway": "twilio", "twilio_account_sid": "AC1", "twilio_auth_token": "tok"}},
+     "sms.twilio_messaging_service_sid / sms.twilio_from: give exactly one"),
+    ({"sms": {"gateway": "smpp", "smpp_host": "smsc.vn"}}, "sms.smpp_host, sms.smpp_system_id and sms.smpp_source_addr"),
+    ({"invites": {"public_url": "mail.hcm.gov.vn"}}, "invites.public_url: expected an http:// or https:// address"),
+    ({"invites": {"reminder_hours_before": [24, "1"]}}, "invites.reminder_hours_before[1]: expected a number"),
 ])
 def test_errors_name_the_key(data, message):
     with pytest.raises(ConfigError) as caught:
         config_from_mapping(data, "test.toml")
     assert str(caught.value).startswith("test.toml: ")
     assert message in str(caught.value)
+
+
+def test_sms_secrets_are_hidden():
+    config = config_from_mapping({"sms": {"gateway": "twilio", "twilio_account_sid": "AC1",
+                                          "twilio_auth_token": "twilio-token-123", "twilio_from": "UBNDTPHCM"}}, "t")
+    assert config.sms.twilio_auth_token.reveal() == "twilio-token-123"
+    assert "twilio-token-123" not in repr(config)
 
 
 def test_routes_are_read_in_order():
