@@ -143,6 +143,11 @@ def init(ctx: typer.Context) -> None:
     for domain in cfg.domains.official:
         made = ensure_domain_keys(cfg.dkim_keys_dir, domain, cfg.dkim.selector, cfg.dkim.ed25519)
         rows.append((f"DKIM keys for {domain}", cfg.dkim_keys_dir, "created" if made else "already there"))
+    from invites.rsvp import ensure_key
+
+    existed = cfg.rsvp_key_path.exists()
+    ensure_key(cfg.rsvp_key_path)
+    rows.append(("RSVP link key", cfg.rsvp_key_path, "already there" if existed else "created"))
     _table("mailhub init", ["what", "where", "status"], rows)
     _say("\nPublish these DNS TXT records (zone-file lines):")
     for domain in cfg.domains.official:

@@ -271,6 +271,14 @@ class Config:
     def outbox_dir(self) -> Path:
         return self.home / "outbox"
 
+    @property
+    def sms_outbox_dir(self) -> Path:
+        return self.home / "sms"
+
+    @property
+    def rsvp_key_path(self) -> Path:
+        return self.home / "rsvp.key"
+
     def listen_address(self, name: str) -> ListenAddress:
         return ListenAddress.parse(getattr(self.listen, name), f"listen.{name}")
 

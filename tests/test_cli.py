@@ -103,6 +103,7 @@ def test_init_twice(hub):
     assert oct(hub.home.stat().st_mode & 0o777) == "0o700"
     assert (hub.home / "tls" / "cert.pem").exists()
     assert oct((hub.home / "tls" / "key.pem").stat().st_mode & 0o777) == "0o600"
+    assert oct((hub.home / "rsvp.key").stat().st_mode & 0o777) == "0o600"
     second = hub("init")
     assert second.returncode == 0, second.stderr
     assert "already" in second.stdout and "created" not in second.stdout
