@@ -17,12 +17,11 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 
-import phonenumbers
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from mailhub import passwords
+from mailhub import passwords, phones
 from mailhub.config import DomainsConfig
 from mailhub.errors import DirectoryError, InputError
 from mailhub.models import ROLES, Mailbox, MailboxGrant, MailboxKind, Official, Unit, UnitKind
@@ -55,16 +54,14 @@ def official_email(text: str, domains: DomainsConfig) -> str:
 
 
 def normalise_phone(text: str | None) -> str | None:
-    """``0912 345 678`` → ``+84912345678``; empty → None; invalid → DirectoryError."""
+    """``0912 345 678`` → ``+84912345678``; empty → None; invalid → DirectoryError
+    (the rules are :func:`mailhub.phones.normalise_phone`)."""
     if text is None or not text.strip():
         return None
     try:
-        number = phonenumbers.parse(text, PHONE_REGION)
-    except phonenumbers.NumberParseException:
-        raise DirectoryError(f"not a phone number: {text!r}") from None
-    if not phonenumbers.is_valid_number(number):
-        raise DirectoryError(f"not a valid phone number: {text!r}")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return phones.normalise_phone(text, PHONE_REGION)
+    except phones.PhoneError as exc:
+        raise DirectoryError(str(exc)) from None
 
 
 def normalise_roles(roles: Iterable[str] | None) -> str:
