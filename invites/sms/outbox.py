@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from invites.sms.gateway import SmsReceipt, accepted, refused
+from mailhub.durable import fsync_dir
 
 FILE_NAME = "sms.jsonl"
 
@@ -64,7 +65,7 @@ class SmsOutbox:
         finally:
             os.close(fd)
         if created:
-            _fsync_dir(self.path)
+            fsync_dir(self.path)
         self._lines += 1
         return self._lines
 
@@ -79,12 +80,3 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make the new file's directory entry durable (it lives in the folder)."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from mailhub.delivery.transport import RecipientResult, delivered, for_all, temporary
+from mailhub.durable import fsync_dir
 
 _counter = itertools.count(1)
 
@@ -94,14 +95,5 @@ class MaildirOutbox:
         except BaseException:
             tmp_path.unlink(missing_ok=True)
             raise
-        _fsync_dir(self.path / "new")
+        fsync_dir(self.path / "new")
         return name
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make the rename itself durable: the new directory entry lives in the folder."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
