@@ -3,13 +3,14 @@ outbox gateway and the real twilio client talking to a local stand-in."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 from sqlmodel import Session, select
 
 from invites.sms import SmsOutbox
-from invites.sms.queue import SmsRetry, SmsWorker, claim_sms, record_sms
+from invites.sms.queue import SMS_RETRY, SmsWorker, claim_sms, record_sms
 from invites.sms.twilio_gateway import TwilioGateway
 from mailhub.config import Secret
 from mailhub.models import Meeting, MeetingAttendee, SmsMessage, Unit, utcnow
@@ -74,7 +75,7 @@ async def test_twilio_answers_by_meaning(engine):
         invalid = enqueue(engine, "+84900000001")
         limited = enqueue(engine, "+84900000002")
         old = enqueue(engine, "+84900000002", created_at=utcnow() - timedelta(hours=25))
-        worker = SmsWorker(engine, gateway, gateway_name="twilio", retry=SmsRetry(min_seconds=60, jitter=0))
+        worker = SmsWorker(engine, gateway, gateway_name="twilio", retry=replace(SMS_RETRY, jitter=0.0))
         before = utcnow()
         assert await worker.drain_once() == 4
     finally:

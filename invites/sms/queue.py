@@ -30,7 +30,7 @@ from sqlalchemy.engine import Engine
 
 from invites.sms.gateway import SmsGateway, SmsReceipt
 from mailhub.delivery.claims import as_utc, write_transaction
-from mailhub.delivery.schedule import retry_delay
+from mailhub.delivery.schedule import RetrySchedule
 from mailhub.models import ChannelState, MeetingAttendee, SmsMessage, utcnow
 
 log = logging.getLogger("mailhub.sms")
@@ -49,14 +49,9 @@ class SmsJob:
     lease_until: datetime
 
 
-@dataclass(frozen=True)
-class SmsRetry:
-    """``min_seconds`` doubling to ``max_seconds`` (±``jitter``), given up after ``max_age``."""
-
-    min_seconds: float = 60.0
-    max_seconds: float = 1800.0
-    jitter: float = 0.2
-    max_age: timedelta = timedelta(hours=24)
+# Retries of an invitation SMS: 1 minute doubling to 30 (±20 %), given up after 24 hours.
+SMS_RETRY = RetrySchedule(min_seconds=60.0, max_seconds=1800.0, jitter=0.2, max_age=timedelta(hours=24),
+                          delay_warning=None)
 
 
 def claim_sms(engine: Engine, limit: int, lease_seconds: float, now: datetime) -> list[SmsJob]:
@@ -77,7 +72,7 @@ def claim_sms(engine: Engine, limit: int, lease_seconds: float, now: datetime) -
 
 
 def record_sms(engine: Engine, results: list[tuple[SmsJob, SmsReceipt]], now: datetime, *,
-               retry: SmsRetry = SmsRetry(), gateway_name: str = "",
+               retry: RetrySchedule = SMS_RETRY, gateway_name: str = "",
                rand: Callable[[], float] = random.random) -> int:
     """Write each receipt under its job's lease; return how many rows changed."""
     now = as_utc(now)
@@ -93,16 +88,16 @@ def record_sms(engine: Engine, results: list[tuple[SmsJob, SmsReceipt]], now: da
             reason = f"{receipt.reason} (code {receipt.code})" if receipt.code else receipt.reason
             values: dict = dict(attempts=attempts, lease_until=None, updated_at=now, gateway=gateway_name,
                                 reason=reason[:1000])
+            next_at = None if receipt.ok or receipt.permanent else retry.next_attempt(
+                attempts, as_utc(row.created_at), now, rand())
             if receipt.ok:
                 values.update(state=SENT, gateway_id=receipt.gateway_id[:64])
-            elif receipt.permanent or now - as_utc(row.created_at) >= retry.max_age:
+            elif next_at is None:
                 values.update(state=FAILED)
                 if not receipt.permanent:
                     values["reason"] = f"gave up after {attempts} attempts: {reason}"[:1000]
             else:
-                values["next_attempt_at"] = now + retry_delay(attempts, minimum=retry.min_seconds,
-                                                              maximum=retry.max_seconds, jitter=retry.jitter,
-                                                              rand=rand())
+                values["next_attempt_at"] = next_at
             conn.execute(update(_sms).where(_sms.c.id == job.id).values(**values))
             if row.attendee_id is not None and "state" in values:
                 conn.execute(update(_att).where(_att.c.id == bindparam("a_id"))
@@ -116,7 +111,7 @@ class SmsWorker:
     """Send due SMS, at most ``concurrency`` at once; look again every ``poll_seconds``."""
 
     def __init__(self, engine: Engine, gateway: SmsGateway, *, gateway_name: str, concurrency: int = 10,
-                 poll_seconds: float = 1.0, lease_seconds: float = 120.0, retry: SmsRetry = SmsRetry(),
+                 poll_seconds: float = 1.0, lease_seconds: float = 120.0, retry: RetrySchedule = SMS_RETRY,
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.engine, self.gateway, self.gateway_name = engine, gateway, gateway_name
         self.concurrency, self.poll_seconds, self.lease_seconds = concurrency, poll_seconds, lease_seconds
