@@ -86,6 +86,7 @@ class Mailhub:
         self._stop = asyncio.Event()
         self.worker = None
         self.notifier = None
+        self.sms_worker = None
         self.queue: QueueWriter | None = None
         self._policy_executor: ThreadPoolExecutor | None = None
 
@@ -123,6 +124,8 @@ class Mailhub:
         self.ports["http"] = self.http.port
 
     async def _start_delivery(self) -> None:
+        from invites.sms import build_gateway
+        from invites.sms.queue import SmsWorker
         from mailhub.delivery.notices import Notifier
         from mailhub.delivery.retention import run_retention
         from mailhub.delivery.routing import Router
@@ -143,6 +146,9 @@ class Mailhub:
         self._tasks.append(loop.create_task(self.worker.run(self._stop)))
         self._tasks.append(loop.create_task(self.notifier.run(self._stop)))
         self._tasks.append(loop.create_task(run_retention(self.engine, config.queue.retention_days, self._stop)))
+        self.sms_worker = SmsWorker(self.engine, build_gateway(config), gateway_name=config.sms.gateway,
+                                    concurrency=config.sms.concurrency, poll_seconds=d.poll_seconds)
+        self._tasks.append(loop.create_task(self.sms_worker.run(self._stop)))
 
     async def _start_submission(self) -> None:
         config, loop = self.config, asyncio.get_running_loop()
@@ -233,6 +239,9 @@ def preflight(config: Config, only: str | None) -> None:
     load_signer(config)  # the front end signs mail, delivery signs the notices it sends
     if only in (None, "delivery"):
         check_delivery_settings(config)
+        from invites.sms import build_gateway
+
+        build_gateway(config)  # an SMS gateway this version cannot run fails here, with one line
 
 
 def check_delivery_settings(config: Config) -> None:

@@ -109,3 +109,43 @@ def test_the_relays_rules_apply_to_invitations(setup):
         states = {p.email: (p.email_state, p.email_reason[:9]) for p in s.exec(select(MeetingAttendee)) if p.email}
     assert {r.policy for r in refusals} == {"classification"} and len(refusals) == 3
     assert states == {e: ("failed", "550 5.7.1") for e in ("an@hcm.gov.vn", "chau@q1.hcm.gov.vn", "bao@doitac.vn")}
+
+
+def test_serve_delivers_the_issued_emails_and_sms(tmp_path, ca, provisioned_home):
+    """The whole path on the development defaults: issue, then `serve` delivers the
+    emails to the Maildir outbox and the SMS to the SMS outbox."""
+    import json
+    import time
+
+    from tests.support import make_config, provisioned_copy, start_hub
+
+    home = provisioned_copy(provisioned_home, tmp_path / "home")
+    config = make_config(home, ca)
+    engine = make_engine(config.database_url)
+    try:
+        directory.add_official(engine, config.domains, "vanthu@hcm.gov.vn", "Phạm Thu Hà", "STTTT",
+                               ["official", "secretary"])
+        spec = spec_from_mapping({"title": "Họp", "start": "2026-12-03 08:00", "duration_minutes": 60,
+                                  "unit": "STTTT", "secretary": "vanthu@hcm.gov.vn", "units": ["STTTT"],
+                                  "guests": [{"name": "Bà Cúc", "phone": "0903 123 456"}]}, "hop.toml")
+        mid = create_meeting(engine, config.domains, spec).meeting_id
+        report = issue(engine, config, load_signer(config), KEY, mid, now=NOW)
+        hub = start_hub(config, ca)
+        try:
+            deadline = time.monotonic() + 20
+            sms_file = config.sms_outbox_dir / "sms.jsonl"
+            while time.monotonic() < deadline:
+                mails = list((config.outbox_dir / "new").glob("*")) if (config.outbox_dir / "new").exists() else []
+                texts = sms_file.read_text().splitlines() if sms_file.exists() else []
+                if len(mails) >= report.emails and len(texts) >= report.sms:
+                    break
+                time.sleep(0.1)
+        finally:
+            hub.stop()
+        with Session(engine) as s:
+            sms_states = {m.to: m.state for m in s.exec(select(SmsMessage))}
+    finally:
+        engine.dispose()
+    assert report.emails == 3 and len(mails) == 3  # an@, binh@ and vanthu@ of STTTT
+    assert [json.loads(t)["to"] for t in texts] == ["+84903123456"]
+    assert sms_states == {"+84903123456": "sent"}
