@@ -119,7 +119,12 @@ class Mailhub:
         if sock is None:
             address = self.config.listen_address("http")
             sock = bind_socket(address.host, address.port)
-        self.http = HttpService(create_app(engine=self.engine, metrics_dir=self.metrics_dir), sock)
+        routers = []
+        if self.config.sms.gateway == "twilio":
+            from invites.webhooks import twilio_router
+
+            routers.append(twilio_router(self.engine, self.config))
+        self.http = HttpService(create_app(engine=self.engine, metrics_dir=self.metrics_dir, routers=routers), sock)
         await self.http.start()
         self.ports["http"] = self.http.port
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from typing import Sequence
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -58,11 +59,14 @@ class _InternalErrors:
                 scope, receive, send)
 
 
-def create_app(*, engine: Engine, metrics_dir: MetricsDir) -> FastAPI:
+def create_app(*, engine: Engine, metrics_dir: MetricsDir, routers: Sequence[APIRouter] = ()) -> FastAPI:
     """The application of one node. ``engine``: the shared database (queue gauges,
-    health). ``metrics_dir``: this node's process snapshots, summed into ``/metrics``."""
+    health). ``metrics_dir``: this node's process snapshots, summed into ``/metrics``.
+    ``routers``: more endpoints (e.g. the SMS gateway's callbacks)."""
     app = FastAPI(title="mailhub", summary="Secure mail relay for city governments")
     app.add_middleware(_InternalErrors)
+    for router in routers:
+        app.include_router(router)
 
     def scrape() -> str:
         return metrics_dir.render() + queue_gauges(engine)
