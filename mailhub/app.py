@@ -119,7 +119,10 @@ class Mailhub:
         if sock is None:
             address = self.config.listen_address("http")
             sock = bind_socket(address.host, address.port)
-        routers = []
+        from invites.rsvp import ensure_key
+        from invites.rsvp_pages import rsvp_router
+
+        routers = [rsvp_router(self.engine, await asyncio.to_thread(ensure_key, self.config.rsvp_key_path))]
         if self.config.sms.gateway == "twilio":
             from invites.webhooks import twilio_router
 

@@ -1,0 +1,86 @@
+"""The RSVP page behind each invitation's link: ``GET /r/<token>`` shows the meeting
+and three buttons, ``POST /r/<token>`` records the answer.
+
+Only POST changes anything: mail scanners and link previews fetch links with
+GET, and must not answer for the official. The signed token is the capability
+(:mod:`invites.rsvp`); an invalid one gets 404 and no hint. An answer is
+recorded with the meeting's current SEQUENCE, as a ``meeting_reply`` row
+(method ``RSVP-LINK``) next to the attendee's new PARTSTAT.
+"""
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from invites.rsvp import read_token
+from mailhub.models import Meeting, MeetingAttendee, MeetingReply, MeetingStatus, PartStat, utcnow
+from mailhub.templating import environment
+
+CHOICES = [(PartStat.ACCEPTED.value, "Tham dự", "Accept"),
+           (PartStat.TENTATIVE.value, "Chưa chắc chắn", "Tentative"),
+           (PartStat.DECLINED.value, "Không tham dự", "Decline")]
+NOT_FOUND = "Liên kết không hợp lệ hoặc đã hết hạn. / This link is not valid.\n"
+
+
+def rsvp_router(engine: Engine, key: bytes) -> APIRouter:
+    router = APIRouter(tags=["invitations"])
+
+    def load(token: str) -> tuple[Meeting, MeetingAttendee] | None:
+        attendee_id = read_token(key, token)
+        if attendee_id is None:
+            return None
+        with Session(engine, expire_on_commit=False) as session:
+            attendee = session.get(MeetingAttendee, attendee_id)
+            if attendee is None or attendee.removed:
+                return None
+            meeting = session.get(Meeting, attendee.meeting_id)
+            return (meeting, attendee) if meeting is not None else None
+
+    def answer(attendee_id: int, partstat: str) -> None:
+        with Session(engine) as session:
+            attendee = session.get(MeetingAttendee, attendee_id)
+            meeting = session.get(Meeting, attendee.meeting_id)
+            now = utcnow()
+            attendee.partstat, attendee.answered_at, attendee.answered_sequence = partstat, now, meeting.sequence
+            session.add(attendee)
+            session.add(MeetingReply(attendee_id=attendee_id, method="RSVP-LINK", partstat=partstat,
+                                     sequence=meeting.sequence, received_at=now))
+            session.commit()
+
+    def page(found: tuple[Meeting, MeetingAttendee], answered=None) -> HTMLResponse:
+        meeting, attendee = found
+        view = dict(title=meeting.title, location=meeting.location, start=meeting.start_at, end=meeting.end_at,
+                    status=meeting.status)
+        html = environment().get_template("pages/rsvp.html.j2").render(
+            meeting=view, attendee=attendee, answered=answered, choices=CHOICES)
+        return HTMLResponse(html, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+
+    @router.get("/r/{token}", response_class=HTMLResponse, summary="The RSVP page of one invitation")
+    async def show(token: str) -> Response:
+        found = await asyncio.to_thread(load, token)
+        if found is None:
+            return Response(NOT_FOUND, status_code=404, media_type="text/plain; charset=utf-8")
+        return page(found)
+
+    @router.post("/r/{token}", response_class=HTMLResponse, summary="Record the answer to one invitation")
+    async def record(token: str, request: Request) -> Response:
+        found = await asyncio.to_thread(load, token)
+        if found is None:
+            return Response(NOT_FOUND, status_code=404, media_type="text/plain; charset=utf-8")
+        meeting, attendee = found
+        body = (await request.body())[:1024]
+        value = dict(parse_qsl(body.decode("ascii", "replace"))).get("answer", "")
+        choice = next((c for c in CHOICES if c[0] == value), None)
+        if choice is None or meeting.status == MeetingStatus.CANCELLED.value:
+            return Response("Câu trả lời không hợp lệ. / Not a valid answer.\n", status_code=400,
+                            media_type="text/plain; charset=utf-8")
+        await asyncio.to_thread(answer, attendee.id, value)
+        attendee.partstat = value
+        return page((meeting, attendee), answered=choice)
+
+    return router
