@@ -17,9 +17,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from mailhub.models import Meeting, MeetingAttendee
+from mailhub.models import Meeting
 
 invite_app = typer.Typer(help="Meetings and their invitations (email and SMS).", no_args_is_help=True)
 
@@ -67,17 +67,17 @@ def send(ctx: typer.Context, meeting_id: int = typer.Argument(..., help="The mee
 def status(ctx: typer.Context, meeting_id: int = typer.Argument(..., help="The meeting's id"),
            as_json: bool = typer.Option(False, "--json", help="One JSON document for scripts")) -> None:
     """Per attendee: email and SMS state, and the answer."""
+    from invites.tracking import meeting_status
     from mailhub.errors import InputError
 
-    with Session(_root(ctx).engine()) as session:
+    engine = _root(ctx).engine()
+    with Session(engine) as session:
         meeting = session.get(Meeting, meeting_id)
         if meeting is None:
             raise InputError(f"no meeting {meeting_id}")
-        people = session.exec(select(MeetingAttendee).where(MeetingAttendee.meeting_id == meeting_id)
-                              .order_by(MeetingAttendee.id)).all()
-    rows = [dict(name=p.name, email=p.email, phone=p.phone, removed=p.removed, answer=p.partstat,
-                 email_state=p.email_state or "-", email_reason=p.email_reason, sms_state=p.sms_state or "-",
-                 sms_reason=p.sms_reason) for p in people]
+    rows = [status.as_dict() for status in meeting_status(engine, meeting_id)]
+    for r in rows:
+        r["email_state"], r["sms_state"] = r["email_state"] or "-", r["sms_state"] or "-"
     if as_json:
         typer.echo(json.dumps({"meeting": meeting_id, "uid": meeting.uid, "title": meeting.title,
                                "status": meeting.status, "sequence": meeting.sequence, "attendees": rows},

@@ -14,6 +14,7 @@ from invites.issue import issue
 from invites.rsvp import make_token
 from invites.spec import spec_from_mapping
 from invites.store import create_meeting
+from invites.tracking import meeting_status
 from mailhub import directory
 from mailhub.app import load_signer
 from mailhub.config import config_from_mapping
@@ -144,8 +145,29 @@ def test_serve_delivers_the_issued_emails_and_sms(tmp_path, ca, provisioned_home
             hub.stop()
         with Session(engine) as s:
             sms_states = {m.to: m.state for m in s.exec(select(SmsMessage))}
+        tracked = {(a.name, a.email_state, a.sms_state) for a in meeting_status(engine, mid)}
     finally:
         engine.dispose()
     assert report.emails == 3 and len(mails) == 3  # an@, binh@ and vanthu@ of STTTT
     assert [json.loads(t)["to"] for t in texts] == ["+84903123456"]
     assert sms_states == {"+84903123456": "sent"}
+    # What the secretary sees: email from the mail queue itself, SMS from the SMS queue.
+    assert tracked == {("Nguyễn Văn An", "delivered", ""), ("Trần Thị Bình", "delivered", ""),
+                       ("Phạm Thu Hà", "delivered", ""), ("Bà Cúc", "", "sent")}
+
+
+def test_email_state_follows_the_mail_queue(setup):
+    config, engine = setup
+    mid = meeting(engine, config)
+    issue(engine, config, load_signer(config), KEY, mid, now=NOW)
+    with Session(engine) as s:
+        rows = {r.rcpt: r for r in s.exec(select(QueueRecipient))}
+        rows["an@hcm.gov.vn"].state, rows["an@hcm.gov.vn"].last_reply = "delivered", "250 2.0.0 Ok"
+        rows["bao@doitac.vn"].state, rows["bao@doitac.vn"].last_reply = "bounced", "550 5.1.1 no such user"
+        rows["chau@q1.hcm.gov.vn"].state, rows["chau@q1.hcm.gov.vn"].last_reply = "deferred", "451 4.3.0 later"
+        for r in rows.values():
+            s.add(r)
+        s.commit()
+    got = {a.email: (a.email_state, a.email_reason) for a in meeting_status(engine, mid) if a.email}
+    assert got == {"an@hcm.gov.vn": ("delivered", ""), "bao@doitac.vn": ("failed", "550 5.1.1 no such user"),
+                   "chau@q1.hcm.gov.vn": ("queued", "451 4.3.0 later")}
