@@ -81,10 +81,18 @@ def make_engine(url: str) -> Engine:
 
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A connection in a transaction that commits on exit, holding the engine's
-    write lock for SQLite (none is needed on PostgreSQL: row locks do that job)."""
-    lock = getattr(engine, "mailhub_write_lock", None)
-    with lock.hold() if lock is not None else nullcontext():
-        with engine.begin() as conn:
-            yield conn
+    """A connection in a transaction that commits on exit (rolls back on an error).
 
+    SQLite: the engine's process-shared :class:`WriteLock` is taken first, so
+    writers queue instead of sleeping in SQLite's busy handler, and the
+    transaction is ``BEGIN IMMEDIATE``: it holds SQLite's write lock from its
+    first statement. (pysqlite would open a deferred transaction only at the
+    first INSERT/UPDATE, after a SELECT that chose the rows: another process
+    could change them in between.) PostgreSQL needs neither: row locks
+    (``FOR UPDATE``) do that job.
+    """
+    lock = getattr(engine, "mailhub_write_lock", None)
+    with lock.hold() if lock is not None else nullcontext(), engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        yield conn

@@ -18,6 +18,13 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` in aware UTC, as the tables store times; a naive one is taken to be UTC."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
 # ---- directory -------------------------------------------------------------
 
 class UnitKind(str, enum.Enum):

@@ -4,7 +4,7 @@ Reads never load ``queued_message.data``, except the first :data:`HEADER_LIMIT`
 bytes for :func:`message_detail`, which cuts the body off before returning.
 
 Writes race the delivery worker and respect its leases (:mod:`mailhub.delivery.claims`).
-Each is one transaction of :func:`~mailhub.delivery.claims.write_transaction`
+Each is one transaction of :func:`~mailhub.db.write_transaction`
 (SQLite: the write lock, then ``BEGIN IMMEDIATE``) that first reads the recipient
 rows it may change, with ``SELECT ... FOR UPDATE`` on PostgreSQL, and decides on
 what it read. A ``sending`` row whose lease is current belongs to a worker and is
@@ -23,9 +23,9 @@ from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.types import LargeBinary
 
-from mailhub.delivery.claims import as_utc, write_transaction
+from mailhub.db import write_transaction
 from mailhub.errors import MailhubError
-from mailhub.models import DeliveryAttempt, NoticeState, QueuedMessage, QueueRecipient, RecipientState
+from mailhub.models import DeliveryAttempt, NoticeState, QueuedMessage, QueueRecipient, RecipientState, as_utc
 
 _rcpt, _msg, _att = QueueRecipient.__table__, QueuedMessage.__table__, DeliveryAttempt.__table__
 

@@ -29,9 +29,9 @@ from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.engine import Engine
 
 from invites.sms.gateway import SmsGateway, SmsReceipt
-from mailhub.delivery.claims import as_utc, write_transaction
+from mailhub.db import write_transaction
 from mailhub.delivery.schedule import RetrySchedule
-from mailhub.models import ChannelState, MeetingAttendee, SmsMessage, utcnow
+from mailhub.models import ChannelState, MeetingAttendee, SmsMessage, as_utc, utcnow
 
 log = logging.getLogger("mailhub.sms")
 

@@ -12,8 +12,8 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
-from mailhub.delivery.claims import as_utc, write_transaction
-from mailhub.models import ChannelState, MeetingAttendee, SmsMessage
+from mailhub.db import write_transaction
+from mailhub.models import ChannelState, MeetingAttendee, SmsMessage, as_utc
 
 _sms = SmsMessage.__table__
 _att = MeetingAttendee.__table__

@@ -26,10 +26,9 @@ because on SQLite each transaction is an fsync.
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
-from typing import Iterable, Iterator, NamedTuple
+from datetime import datetime, timedelta
+from typing import Iterable, NamedTuple
 
 from sqlalchemy import and_, bindparam, case, func, or_, select, union_all, update
 from sqlalchemy.engine import Connection, Engine
@@ -37,8 +36,9 @@ from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
 
+from mailhub.db import write_transaction
 from mailhub.delivery.transport import RecipientResult
-from mailhub.models import QueuedMessage, QueueRecipient, RecipientState
+from mailhub.models import QueuedMessage, QueueRecipient, RecipientState, as_utc
 
 log = logging.getLogger("mailhub.delivery")
 
@@ -84,29 +84,6 @@ class Outcome(NamedTuple):
     result: RecipientResult
     message_id: str
     queued_at: datetime
-
-
-def as_utc(moment: datetime) -> datetime:
-    """Times are stored timezone-aware in UTC (``mailhub.models.utcnow``; sqlmodel's
-    UTCDateTime refuses naive values). A naive ``moment`` is taken to be UTC."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
-
-
-@contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A transaction that holds the write lock from its first statement on SQLite
-    (the process-shared :class:`mailhub.db.WriteLock` first, so waiters queue
-    instead of sleeping in SQLite's busy handler)."""
-    lock = getattr(engine, "mailhub_write_lock", None)
-    with lock.hold() if lock is not None else nullcontext(), engine.connect() as conn:
-        if conn.dialect.name == "sqlite":
-            # pysqlite would open a deferred transaction at the first UPDATE, after
-            # our SELECT: another process could claim the same rows in between.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        yield conn
-        conn.commit()
 
 
 def _due_rows(lock: bool) -> Select:

@@ -25,13 +25,13 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from mailhub.cleanup import split_message
-from mailhub.delivery.claims import as_utc, write_transaction
+from mailhub.db import write_transaction
 from mailhub.delivery.dsn import NoticeRequest, RecipientNotice, build_notice
 from mailhub.delivery.routing import domain_of
 from mailhub.delivery.schedule import RetrySchedule
 from mailhub.dkimkeys import signing_domain
 from mailhub.models import (DeliveryAttempt, MessageKind, NoticeState, QueuedMessage, QueueRecipient,
-                            RecipientState, utcnow)
+                            RecipientState, as_utc, utcnow)
 from mailhub.queue import new_queue_id
 from mailhub.signing import DkimSigner
 

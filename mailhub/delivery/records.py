@@ -16,10 +16,11 @@ from sqlalchemy import bindparam, case, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql import ColumnElement
 
-from mailhub.delivery.claims import REPLY_LIMIT, Claim, Outcome, as_utc, write_transaction
+from mailhub.db import write_transaction
+from mailhub.delivery.claims import REPLY_LIMIT, Claim, Outcome
 from mailhub.delivery.schedule import RetrySchedule
 from mailhub.metrics import DELIVERIES, DELIVERY_LATENCY, delivery_reason
-from mailhub.models import DeliveryAttempt, QueueRecipient, RecipientState
+from mailhub.models import DeliveryAttempt, QueueRecipient, RecipientState, as_utc
 
 _rcpt = QueueRecipient.__table__
 _attempt = DeliveryAttempt.__table__

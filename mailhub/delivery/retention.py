@@ -17,8 +17,9 @@ from typing import Callable
 from sqlalchemy import and_, delete, exists, not_, or_, select
 from sqlalchemy.engine import Engine
 
-from mailhub.delivery.claims import as_utc, write_transaction
-from mailhub.models import DeliveryAttempt, NoticeState, QueuedMessage, QueueRecipient, RecipientState, utcnow
+from mailhub.db import write_transaction
+from mailhub.models import (DeliveryAttempt, NoticeState, QueuedMessage, QueueRecipient, RecipientState, as_utc,
+                            utcnow)
 
 log = logging.getLogger("mailhub.delivery")
 
