@@ -142,7 +142,8 @@ class DeliveryWorker:
                         # Nothing claimed could start: all for busy destinations. Do not
                         # claim merely to fill free slots again until the next poll.
                         probe_after = loop.time() + self.poll_seconds
-                    await self._give_back(ready.overflow(), "their destination is saturated", logging.INFO)
+                    await self._release([job.claim for job in ready.overflow()], "their destination is saturated",
+                                        logging.INFO, postpone=POSTPONE_SECONDS)
                 stale = self._start_ready(ready, inflight)
                 if stale:
                     await self._release([job.claim for job in stale], "they waited too long for a slot",
@@ -253,29 +254,20 @@ class DeliveryWorker:
                 jobs.extend(_Job(whole.part(rs), deadline, dest) for dest, rs in parts.items())
         return jobs
 
-    async def _give_back(self, jobs: list[_Job], why: str, level: int) -> None:
-        """Return parts this worker cannot start soon; due again after POSTPONE_SECONDS."""
-        if not jobs:
+    async def _release(self, claims: list[Claim], why: str, level: int, postpone: float = 0.0) -> None:
+        """Give back claimed messages not sent: due again at once, or after ``postpone`` seconds."""
+        if not claims:
             return
-        claims = [job.claim for job in jobs]
-        until = self.clock() + timedelta(seconds=POSTPONE_SECONDS)
+        until = self.clock() + timedelta(seconds=postpone) if postpone else None
         try:
             count = await asyncio.to_thread(release, self.engine, claims, self.clock(), postpone_until=until)
         except Exception:
             log.exception("delivery worker %s: giving back %d unsent message(s) failed; they are "
                           "retried when their lease expires", self.node_id, len(claims))
             return
-        log.log(level, "delivery worker %s put back %d recipient(s) for %g s: %s",
-                self.node_id, count, POSTPONE_SECONDS, why)
-
-    async def _release(self, claims: list[Claim], why: str, level: int) -> None:
-        if not claims:
-            return
-        try:
-            count = await asyncio.to_thread(release, self.engine, claims, self.clock())
-        except Exception:
-            log.exception("delivery worker %s: giving back %d unsent message(s) failed; they are "
-                          "retried when their lease expires", self.node_id, len(claims))
+        if postpone:
+            log.log(level, "delivery worker %s put back %d recipient(s) for %g s: %s",
+                    self.node_id, count, postpone, why)
             return
         log.log(level, "delivery worker %s gave back %d recipient(s) of %d message(s): %s",
                 self.node_id, count, len(claims), why)
