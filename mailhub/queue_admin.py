@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.types import LargeBinary
 
 from mailhub.db import write_transaction
+from mailhub.delivery.records import WAITING_STATE
 from mailhub.errors import MailhubError
 from mailhub.models import DeliveryAttempt, NoticeState, QueuedMessage, QueueRecipient, RecipientState, as_utc
 
@@ -221,7 +222,6 @@ def _live(row, now: datetime) -> bool:
     return row.state == _SENDING and row.lease_until is not None and as_utc(row.lease_until) >= now
 
 
-_WAITING_STATE = case((_rcpt.c.attempts == 0, RecipientState.QUEUED.value), else_=RecipientState.DEFERRED.value)
 
 
 def change_recipients(engine: Engine, action: str, ids: Sequence[str] | None, filters: Filters,
@@ -245,7 +245,7 @@ def change_recipients(engine: Engine, action: str, ids: Sequence[str] | None, fi
             guard, values = or_(_rcpt.c.state.in_(WAITING), expired), dict(state=_HELD, lease_until=None)
         elif action == "release":
             chosen = [r for r in rows if r.state == _HELD]
-            guard, values = _rcpt.c.state == _HELD, dict(state=_WAITING_STATE, next_attempt_at=now)
+            guard, values = _rcpt.c.state == _HELD, dict(state=WAITING_STATE, next_attempt_at=now)
         else:
             raise ValueError(f"unknown action {action!r}")
         if apply:  # the guard repeats the choice: rows read above cannot have changed since

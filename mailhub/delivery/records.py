@@ -34,6 +34,10 @@ _STATE = {
 REMOTE_LIMIT = 255  # DeliveryAttempt.remote is VARCHAR(255)
 NODE_LIMIT = 128
 
+# The state a recipient waits in when it goes back to waiting: never attempted, or not.
+WAITING_STATE: ColumnElement[str] = case((_rcpt.c.attempts == 0, RecipientState.QUEUED.value),
+                                         else_=RecipientState.DEFERRED.value)
+
 # One statement for a whole batch of results (executemany): the values differ per row.
 _MARK = (update(_rcpt).where(_rcpt.c.id == bindparam("b_id"))
          .values(state=bindparam("b_state"), attempts=bindparam("b_attempts"),
@@ -84,7 +88,7 @@ def mark_results(engine: Engine, results: Iterable[Outcome], now: datetime, *,
             changes.append(dict(b_id=row.id, b_state=state, b_attempts=attempts, b_reply=reply,
                                 b_now=now, b_next=next_at))
             log.append(dict(recipient_id=row.id, message_id=outcome.message_id, at=now, node=node[:NODE_LIMIT],
-                            outcome=state, reply=reply, remote=getattr(result, "remote", "")[:REMOTE_LIMIT]))
+                            outcome=state, reply=reply, remote=result.remote[:REMOTE_LIMIT]))
         if changes:
             conn.execute(_MARK, changes)
             conn.execute(_LOG, log)
@@ -112,9 +116,7 @@ def release(engine: Engine, claims: Iterable[Claim], now: datetime, *,
     if not by_lease:
         return 0
     released = 0
-    waiting_state: ColumnElement[str] = case((_rcpt.c.attempts == 0, RecipientState.QUEUED.value),
-                                             else_=RecipientState.DEFERRED.value)
-    values: dict = dict(state=waiting_state, lease_until=None, updated_at=as_utc(now))
+    values: dict = dict(state=WAITING_STATE, lease_until=None, updated_at=as_utc(now))
     if postpone_until is not None:
         values["next_attempt_at"] = as_utc(postpone_until)
     with write_transaction(engine) as conn:
