@@ -18,11 +18,11 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from mailhub.config import Config
-from mailhub.errors import ConfigError
 from mailhub.db import make_engine
 from mailhub.directory import load_sender
 from mailhub.directory_cache import DirectoryNames
 from mailhub.dkimkeys import load_domain_keys
+from mailhub.errors import ConfigError
 from mailhub.queue import QueueWriter
 from mailhub.signing import DkimSigner
 from mailhub.smtp.auth import Authenticator
@@ -89,6 +89,7 @@ class Mailhub:
         self.sms_worker = None
         self.queue: QueueWriter | None = None
         self._policy_executor: ThreadPoolExecutor | None = None
+        self._dkim: DkimSigner | None = None
 
     @property
     def runs_submission(self) -> bool:
@@ -112,16 +113,22 @@ class Mailhub:
         if self.serve_http:
             await self._start_http()
 
+    async def _signer(self) -> DkimSigner:
+        """The DKIM keys, loaded once per process (35 ms per RSA key) for the front
+        end and the notices alike."""
+        if self._dkim is None:
+            self._dkim = await asyncio.to_thread(load_signer, self.config)
+        return self._dkim
+
     async def _start_http(self) -> None:
+        from invites.rsvp import ensure_key
+        from invites.rsvp_pages import rsvp_router
         from mailhub.http import HttpService, create_app
 
         sock = self._sockets.get("http")
         if sock is None:
             address = self.config.listen_address("http")
             sock = bind_socket(address.host, address.port)
-        from invites.rsvp import ensure_key
-        from invites.rsvp_pages import rsvp_router
-
         routers = [rsvp_router(self.engine, await asyncio.to_thread(ensure_key, self.config.rsvp_key_path))]
         if self.config.sms.gateway == "twilio":
             from invites.webhooks import twilio_router
@@ -146,7 +153,7 @@ class Mailhub:
                                      poll_seconds=d.poll_seconds, node_id=self.node_id,
                                      lease_seconds=d.lease_seconds, per_destination=d.per_destination_concurrency,
                                      dead_seconds=d.dead_destination_seconds, schedule=schedule)
-        self.notifier = Notifier(self.engine, await asyncio.to_thread(load_signer, config),
+        self.notifier = Notifier(self.engine, await self._signer(),
                                  reporting_mta=config.server.hostname, default_domain=config.domains.official[0],
                                  schedule=schedule, interval=max(1.0, 5 * d.poll_seconds),
                                  on_queued=self.worker.wake)
@@ -168,7 +175,7 @@ class Mailhub:
         self._tasks.append(loop.create_task(names.run(self._stop)))
         self._policy_executor = ThreadPoolExecutor(4, thread_name_prefix="policy")
         pipeline = SubmissionPipeline(
-            config, queue=self.queue, signer=await asyncio.to_thread(load_signer, config),
+            config, queue=self.queue, signer=await self._signer(),
             usage=UsageCounter(self.engine), directory_names=names,
             executor=self._policy_executor,
             on_stored=self.worker.wake if self.worker else (lambda: None))
@@ -256,7 +263,7 @@ def check_delivery_settings(config: Config) -> None:
     """The delivery settings that need more than the config file to check: the
     DNS server list and the CA file. Raises ConfigError naming the key."""
     from mailhub.delivery.mx import MxResolver
-    from mailhub.delivery.routing import verified_context
+    from mailhub.delivery.smtp_session import verified_context
 
     d = config.delivery
     if d.mode == "mx" and d.dns_servers:
@@ -300,9 +307,9 @@ def _run_front_end(config: Config, sockets: dict[str, socket.socket]) -> None:
 def serve(config: Config, only: str | None = None) -> None:
     """Run until SIGTERM/SIGINT.
 
-    Process layout: with ``server.processes = 1`` one process runs the SMTP front
-    end and the delivery worker. With ``processes = N > 1`` the parent runs only
-    the delivery worker and forks N SMTP front ends, each with its own
+    Process layout: with ``server.processes = 1`` one process runs everything.
+    With ``processes = N > 1`` the parent runs the delivery side (worker,
+    notices, SMS queue) and the HTTP server, and forks N SMTP front ends, each with its own
     SO_REUSEPORT socket so the kernel spreads sessions evenly. (Measured: a
     worker sharing a busy front end's event loop gets too few turns and the
     queue grows under load; in its own process it keeps up.)

@@ -29,6 +29,7 @@ from mailhub.config import Config, RouteConfig
 from mailhub.delivery.mx import MailHost, MxResolver
 from mailhub.delivery.outbox import MaildirOutbox
 from mailhub.delivery.smtp_relay import SmtpRelay
+from mailhub.delivery.smtp_session import verified_context
 from mailhub.delivery.transport import RecipientResult, Transport, for_all
 
 log = logging.getLogger("mailhub.delivery")
@@ -70,14 +71,6 @@ class OneRoute:
 
 def domain_of(rcpt: str) -> str:
     return rcpt.rpartition("@")[2].lower().rstrip(".")
-
-
-def verified_context(ca_file: str = "") -> ssl.SSLContext:
-    """The system's trusted CAs, plus ``ca_file`` (PEM) when given; host names checked."""
-    context = ssl.create_default_context()
-    if ca_file:
-        context.load_verify_locations(ca_file)
-    return context
 
 
 class MxDelivery:

@@ -74,7 +74,7 @@ class SessionOpener:
         if tls_mode == "may" and tls_context is not None and tls_context.verify_mode != ssl.CERT_NONE:
             raise ValueError("tls_context: tls_mode 'may' does not check certificates, this context does")
         if tls_context is None and tls_mode != "none":
-            tls_context = _unchecked_context() if tls_mode == "may" else _default_context()
+            tls_context = _unchecked_context() if tls_mode == "may" else verified_context()
         self.host, self.port, self.address = host, port, address or host
         self.tls_mode, self.protocol, self.username = tls_mode, protocol, username
         self.timeout, self.local_hostname = timeout, local_hostname
@@ -204,10 +204,14 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 
 @functools.cache
-def _default_context() -> ssl.SSLContext:
-    """The system's trusted CAs and host name checking, built once (loading the
-    CAs takes milliseconds) and shared by every opener given no context."""
-    return ssl.create_default_context()
+def verified_context(ca_file: str = "") -> ssl.SSLContext:
+    """The system's trusted CAs, plus ``ca_file`` (PEM) when given, and host name
+    checking; built once per file (loading the CAs takes milliseconds) and shared
+    by every opener given no context of its own."""
+    context = ssl.create_default_context()
+    if ca_file:
+        context.load_verify_locations(ca_file)
+    return context
 
 
 @functools.cache
