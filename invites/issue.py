@@ -35,6 +35,7 @@ from invites.ical import AttendeeInfo, MeetingInfo
 from invites.imip import build_invitation
 from invites.rsvp import rsvp_url
 from invites.smstext import encoding_of, prepare_sms, shorten_to_fit
+from invites.spec import VIETNAM
 from mailhub.config import Config
 from mailhub.db import write_transaction
 from mailhub.directory import load_sender
@@ -171,7 +172,7 @@ def _email(rows: _Rows, config: Config, signer: DkimSigner, domain: str | None, 
 
 def _sms(rows: _Rows, config: Config, info: MeetingInfo, person: MeetingAttendee, link: str, now: datetime,
          report: IssueReport) -> None:
-    local = info.start.astimezone(_vietnam())
+    local = info.start.astimezone(VIETNAM)
     fixed = SMS_TEMPLATE.format(title="{title}", when=local.strftime("%H:%M %d/%m/%Y"),
                                 where=info.location or info.unit_name, link=link)
     fixed, _ = prepare_sms(fixed, unicode=config.invites.sms_unicode)
@@ -194,12 +195,6 @@ def _mobile(phone: str) -> bool:
         return is_mobile(phone)
     except PhoneError:
         return False
-
-
-def _vietnam():
-    from invites.spec import VIETNAM
-
-    return VIETNAM
 
 
 def _mark_sent(engine: Engine, config: Config, meeting: Meeting, now: datetime) -> None:

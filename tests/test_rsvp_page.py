@@ -25,18 +25,23 @@ def fetch(url: str, data: dict | None = None) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-def test_rsvp_page(tmp_path, ca, provisioned_home):
+def invited(tmp_path, ca, provisioned_home, **fields):
+    """A data folder with one meeting to which an@ is invited; (config, engine, attendee id)."""
     home = provisioned_copy(provisioned_home, tmp_path / "home")
     config = make_config(home, ca)
     engine = make_engine(config.database_url)
     directory.add_official(engine, config.domains, "vanthu@hcm.gov.vn", "Phạm Thu Hà", "STTTT",
                            ["official", "secretary"])
-    spec = spec_from_mapping({"title": "Họp giao ban <quý IV>", "start": "2026-12-03 08:00", "duration_minutes": 60,
-                              "location": "Phòng họp số 2", "unit": "STTTT", "secretary": "vanthu@hcm.gov.vn",
-                              "attendees": ["an@hcm.gov.vn"]}, "hop.toml")
-    create_meeting(engine, config.domains, spec)
+    create_meeting(engine, config.domains, spec_from_mapping(
+        {"title": "Họp", "start": "2026-12-03 08:00", "duration_minutes": 60, "unit": "STTTT",
+         "secretary": "vanthu@hcm.gov.vn", "attendees": ["an@hcm.gov.vn"], **fields}, "hop.toml"))
     with Session(engine) as s:
-        attendee_id = s.exec(select(MeetingAttendee.id)).one()
+        return config, engine, s.exec(select(MeetingAttendee.id)).one()
+
+
+def test_rsvp_page(tmp_path, ca, provisioned_home):
+    config, engine, attendee_id = invited(tmp_path, ca, provisioned_home, title="Họp giao ban <quý IV>",
+                                          location="Phòng họp số 2")
     hub = start_hub(config, ca)
     try:
         key = config.rsvp_key_path.read_bytes()  # made by serve if `mailhub init` did not
@@ -62,16 +67,7 @@ def test_rsvp_page(tmp_path, ca, provisioned_home):
 
 
 def test_looking_at_the_page_answers_nothing(tmp_path, ca, provisioned_home):
-    home = provisioned_copy(provisioned_home, tmp_path / "home")
-    config = make_config(home, ca)
-    engine = make_engine(config.database_url)
-    directory.add_official(engine, config.domains, "vanthu@hcm.gov.vn", "Phạm Thu Hà", "STTTT",
-                           ["official", "secretary"])
-    create_meeting(engine, config.domains, spec_from_mapping(
-        {"title": "Họp", "start": "2026-12-03 08:00", "duration_minutes": 60, "unit": "STTTT",
-         "secretary": "vanthu@hcm.gov.vn", "attendees": ["an@hcm.gov.vn"]}, "hop.toml"))
-    with Session(engine) as s:
-        attendee_id = s.exec(select(MeetingAttendee.id)).one()
+    config, engine, attendee_id = invited(tmp_path, ca, provisioned_home)
     hub = start_hub(config, ca)
     try:
         url = f"http://127.0.0.1:{hub.hub.ports['http']}/r/{make_token(config.rsvp_key_path.read_bytes(), attendee_id)}"

@@ -19,7 +19,10 @@ backwards while the server runs. Gauges are summed over live processes only.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the delivery package imports this module: no import at run time
+    from mailhub.delivery.transport import RecipientResult
 
 from mailhub.metrics.core import REGISTRY, Counter, Gauge, Histogram, Registry
 from mailhub.metrics.snapshots import MetricsDir
@@ -71,7 +74,7 @@ _LINK_TEXTS = (("timed out", "timeout"), ("did not answer within", "timeout"),
                ("name resolution", "dns"), ("nodename nor servname", "dns"))
 
 
-def delivery_reason(result: Any) -> str:
+def delivery_reason(result: "RecipientResult") -> str:
     """The ``reason`` label for a ``RecipientResult``: always one of :data:`REASONS`,
     so the label keeps few values whatever a remote server says.
 
@@ -89,7 +92,7 @@ def delivery_reason(result: Any) -> str:
     for marker, reason in _OWN_TEXTS:
         if marker in text:
             return reason
-    if getattr(result, "answered", True) and text[:3].isdigit() and text[3:4] in (" ", "-", ""):
+    if result.answered and text[:3].isdigit() and text[3:4] in (" ", "-", ""):
         return "5xx" if text[0] == "5" else "4xx"
     for marker, reason in _LINK_TEXTS:
         if marker in text:
