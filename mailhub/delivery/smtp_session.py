@@ -38,13 +38,32 @@ class PooledSession:
 
 
 async def quit_session(smtp: aiosmtplib.SMTP) -> None:
-    """QUIT (bounded by QUIT_SECONDS), then close, whatever happens."""
+    """QUIT (bounded by QUIT_SECONDS), then close, whatever happens, and wait (as
+    long again at most) until the socket is really released.
+
+    Closing a TLS session only starts its shutdown (close_notify, then the peer's
+    answer); the socket is released later. Waiting here means a stop that
+    awaited its QUITs has let go of its sockets, instead of leaving them to the
+    garbage collector after the event loop is gone.
+    """
+    protocol = smtp.protocol
     try:
         await smtp.quit(timeout=QUIT_SECONDS)
     except (aiosmtplib.SMTPException, OSError):
         pass  # nothing is lost: the session carried no transaction any more
     finally:
         smtp.close()
+        await _released(protocol, QUIT_SECONDS)
+
+
+async def _released(protocol: object, limit: float) -> None:
+    """Until ``protocol`` saw its connection lost, at most ``limit`` seconds. asyncio
+    offers no public waiter for that; aiosmtplib's protocol (an asyncio
+    ``FlowControlMixin``) sets ``_connection_lost`` when it happens."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while not getattr(protocol, "_connection_lost", True) and loop.time() < deadline:
+        await asyncio.sleep(0.01)
 
 
 class NotStarted(Exception):
