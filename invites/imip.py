@@ -49,7 +49,10 @@ SUBJECTS = {
     ("vi", "cancel"): "Hủy cuộc họp", ("vi", "uninvite"): "Hủy giấy mời",
     ("en", "invite"): "Invitation", ("en", "update"): "Updated invitation",
     ("en", "cancel"): "Meeting cancelled", ("en", "uninvite"): "Invitation withdrawn",
+    ("vi", "reminder"): "Nhắc lịch họp", ("vi", "unanswered"): "Đề nghị xác nhận tham dự",
+    ("en", "reminder"): "Meeting reminder", ("en", "unanswered"): "Please confirm your attendance",
 }
+REMINDER_KINDS = ("reminder", "unanswered")
 _FOLD_AT = 78  # RFC 5322 §2.1.1: lines SHOULD be at most 78 characters
 # 42 octets make 56 base64 characters, a 68-character encoded word (RFC 2047 §2: at most 75),
 # so that "Subject: " or "From: " and one word stay within _FOLD_AT.
@@ -73,13 +76,7 @@ def build_invitation(meeting: MeetingInfo, attendee: AttendeeInfo, method: str, 
     """
     method = method.upper()
     calendar = build_calendar(meeting, [attendee], method, now=now)  # checks meeting and attendee
-    if locale not in LOCALES:
-        raise ValueError(f"locale must be one of {LOCALES}, got {locale!r}")
-    mid = message_id.strip().removeprefix("<").removesuffix(">")
-    if not _MESSAGE_ID.fullmatch(mid):
-        raise ValueError(f"message_id must be left@right in printable ASCII, got {message_id!r}")
-    if rsvp_url is not None and not _URL.fullmatch(rsvp_url):
-        raise ValueError(f"rsvp_url must be one http(s) URL in printable ASCII, got {rsvp_url!r}")
+    mid = _checked(meeting, attendee, locale, message_id, rsvp_url)
     kind = _kind(meeting, method)
     values = _values(meeting, attendee, kind, rsvp_url, locale)
     template = TEMPLATES[method]
@@ -101,6 +98,43 @@ def build_invitation(meeting: MeetingInfo, attendee: AttendeeInfo, method: str, 
              + _multipart(inner_boundary, alternative))
     outer = [inner, attachment]
     outer_boundary = _boundary(mid + "/mixed", outer)
+    return _message(meeting, attendee, kind, locale, now, mid, "mixed", outer_boundary, outer)
+
+
+def build_reminder(meeting: MeetingInfo, attendee: AttendeeInfo, kind: str, *, rsvp_url: str | None,
+                   now: datetime, message_id: str, locale: str = "vi") -> bytes:
+    """A reminder of the meeting to ``attendee``: ``kind`` ``"reminder"`` (to everyone
+    invited) or ``"unanswered"`` (asks for an answer). Plain ``multipart/alternative``
+    (text and HTML) without a calendar: the invitation already put the meeting in the
+    calendar, and a second REQUEST would make some clients ask again."""
+    if kind not in REMINDER_KINDS:
+        raise ValueError(f"kind must be one of {REMINDER_KINDS}, got {kind!r}")
+    mid = _checked(meeting, attendee, locale, message_id, rsvp_url)
+    values = _values(meeting, attendee, kind, rsvp_url, locale)
+    parts = [b"Content-Type: text/plain; charset=utf-8\r\n"
+             + _qp(environment().get_template("invites/reminder.txt.j2").render(values)),
+             b"Content-Type: text/html; charset=utf-8\r\n"
+             + _qp(environment().get_template("invites/reminder.html.j2").render(values))]
+    return _message(meeting, attendee, kind, locale, now, mid, "alternative", _boundary(mid + "/alt", parts), parts)
+
+
+def _checked(meeting: MeetingInfo, attendee: AttendeeInfo, locale: str, message_id: str,
+             rsvp_url: str | None) -> str:
+    """The Message-ID without brackets, after the checks every message shares."""
+    check_address(meeting.organizer_email)
+    check_address(attendee.email)
+    if locale not in LOCALES:
+        raise ValueError(f"locale must be one of {LOCALES}, got {locale!r}")
+    mid = message_id.strip().removeprefix("<").removesuffix(">")
+    if not _MESSAGE_ID.fullmatch(mid):
+        raise ValueError(f"message_id must be left@right in printable ASCII, got {message_id!r}")
+    if rsvp_url is not None and not _URL.fullmatch(rsvp_url):
+        raise ValueError(f"rsvp_url must be one http(s) URL in printable ASCII, got {rsvp_url!r}")
+    return mid
+
+
+def _message(meeting: MeetingInfo, attendee: AttendeeInfo, kind: str, locale: str, now: datetime, mid: str,
+             subtype: str, boundary: str, parts: list[bytes]) -> bytes:
     subject = (f"{SUBJECTS[locale, kind]}: {one_line(meeting.title, 500)} — "
                f"{meeting.start.astimezone(VIETNAM):%d/%m/%Y %H:%M}")
     top = [
@@ -110,9 +144,9 @@ def build_invitation(meeting: MeetingInfo, attendee: AttendeeInfo, method: str, 
         f"Date: {format_datetime(now)}\r\n",
         f"Message-ID: <{mid}>\r\n",
         "MIME-Version: 1.0\r\n",
-        f'Content-Type: multipart/mixed;\r\n boundary="{outer_boundary}"\r\n',
+        f'Content-Type: multipart/{subtype};\r\n boundary="{boundary}"\r\n',
     ]
-    return "".join(top).encode("ascii") + b"\r\n" + _multipart(outer_boundary, outer)
+    return "".join(top).encode("ascii") + b"\r\n" + _multipart(boundary, parts)
 
 
 def _kind(meeting: MeetingInfo, method: str) -> str:
@@ -129,7 +163,7 @@ def _values(meeting: MeetingInfo, attendee: AttendeeInfo, kind: str, rsvp_url: s
         "location": one_line(meeting.location, 500), "chair": one_line(meeting.chair_name),
         "unit": one_line(meeting.unit_name), "organizer": one_line(meeting.organizer_name),
         "organizer_email": check_address(meeting.organizer_email), "attendee": one_line(attendee.name),
-        "agenda": lines(meeting.agenda), "rsvp_url": rsvp_url if kind in ("invite", "update") else None,
+        "agenda": lines(meeting.agenda), "rsvp_url": None if kind in ("cancel", "uninvite") else rsvp_url,
     }
 
 

@@ -73,93 +73,164 @@ def parse_time(text: str) -> datetime:
 
 
 def load_spec(path: str | Path) -> MeetingSpec:
-    path = Path(path)
+    return spec_from_mapping(read_toml(Path(path)), str(path))
+
+
+def read_toml(path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from None
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise InputError(f"{path}: not valid TOML: {exc}") from None
-    return spec_from_mapping(data, str(path))
+
+
+class _Reader:
+    """Reads the fields of one mapping, collecting problems instead of stopping at the first."""
+
+    def __init__(self, data: Mapping[str, Any], known: set[str]) -> None:
+        self.data = data
+        self.problems: list[str] = [f"{key}: unknown field (known: {', '.join(sorted(known))})"
+                                    for key in data if key not in known]
+
+    def text(self, key: str, required: bool = False, limit: int = MAX_TITLE) -> str:
+        value = self.data.get(key, "")
+        if not isinstance(value, str):
+            self.problems.append(f"{key}: expected text, got {value!r}")
+            return ""
+        value = value.strip()
+        if required and not value:
+            self.problems.append(f"{key}: required")
+        elif len(value) > limit:
+            self.problems.append(f"{key}: at most {limit} characters, got {len(value)}")
+        elif any(ord(c) < 32 and c not in "\n\t" for c in value):
+            self.problems.append(f"{key}: control characters are not allowed")
+        return value
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        value = self.data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            self.problems.append(f"{key}: expected a list of non-empty texts")
+            return ()
+        return tuple(v.strip() for v in value)
+
+    def time(self, key: str) -> datetime | None:
+        if key not in self.data:
+            return None
+        value = self.data[key]
+        try:
+            if not isinstance(value, str):
+                raise ValueError(f"expected a time as text, got {value!r}")
+            return parse_time(value)
+        except ValueError as exc:
+            self.problems.append(f"{key}: {exc}")
+            return None
+
+    def minutes(self) -> int | None:
+        minutes = self.data.get("duration_minutes")
+        if minutes is None:
+            return None
+        if "end" in self.data:
+            self.problems.append("duration_minutes: give end or duration_minutes, not both")
+        elif isinstance(minutes, bool) or not isinstance(minutes, int) or minutes <= 0:
+            self.problems.append(f"duration_minutes: expected a positive whole number, got {minutes!r}")
+        else:
+            return minutes
+        return None
+
+    def check_span(self, start: datetime | None, end: datetime | None) -> None:
+        if start is not None and end is not None:
+            if end <= start:
+                self.problems.append("end: must be after start")
+            elif end - start > MAX_DURATION:
+                self.problems.append("end: a meeting lasts at most 7 days")
+
+    def guests(self, key: str = "guests") -> tuple[Guest, ...]:
+        return _guests(self.data.get(key, []), self.problems, key)
+
+    def done(self, source: str) -> None:
+        if self.problems:
+            raise InputError("\n".join(f"{source}: {p}" for p in self.problems))
 
 
 def spec_from_mapping(data: Mapping[str, Any], source: str) -> MeetingSpec:
     """Check every field; raise one InputError listing every problem, one per line."""
-    problems: list[str] = []
-
-    def text(key: str, required: bool = False, limit: int = MAX_TITLE) -> str:
-        value = data.get(key, "")
-        if not isinstance(value, str):
-            problems.append(f"{key}: expected text, got {value!r}")
-            return ""
-        value = value.strip()
-        if required and not value:
-            problems.append(f"{key}: required")
-        elif len(value) > limit:
-            problems.append(f"{key}: at most {limit} characters, got {len(value)}")
-        elif any(ord(c) < 32 and c not in "\n\t" for c in value):
-            problems.append(f"{key}: control characters are not allowed")
-        return value
-
-    def strings(key: str) -> tuple[str, ...]:
-        value = data.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-            problems.append(f"{key}: expected a list of non-empty texts")
-            return ()
-        return tuple(v.strip() for v in value)
-
-    for key in data:
-        if key not in _KNOWN:
-            problems.append(f"{key}: unknown field (known: {', '.join(sorted(_KNOWN))})")
-    title = text("title", required=True)
-    agenda = text("agenda", limit=MAX_AGENDA)
-    location, chair = text("location"), text("chair", limit=255)
-    unit, secretary = text("unit", required=True, limit=64), text("secretary", required=True, limit=320)
-    start = end = None
-    for key in ("start", "end"):
-        if key in data:
-            try:
-                moment = parse_time(data[key]) if isinstance(data[key], str) else None
-                if moment is None:
-                    raise ValueError(f"expected a time as text, got {data[key]!r}")
-            except ValueError as exc:
-                problems.append(f"{key}: {exc}")
-                continue
-            start, end = (moment, end) if key == "start" else (start, moment)
+    read = _Reader(data, _KNOWN)
+    title = read.text("title", required=True)
+    agenda = read.text("agenda", limit=MAX_AGENDA)
+    location, chair = read.text("location"), read.text("chair", limit=255)
+    unit, secretary = read.text("unit", required=True, limit=64), read.text("secretary", required=True, limit=320)
+    start, end, minutes = read.time("start"), read.time("end"), read.minutes()
     if "start" not in data:
-        problems.append("start: required")
-    minutes = data.get("duration_minutes")
-    if minutes is not None:
-        if "end" in data:
-            problems.append("duration_minutes: give end or duration_minutes, not both")
-        elif isinstance(minutes, bool) or not isinstance(minutes, int) or minutes <= 0:
-            problems.append(f"duration_minutes: expected a positive whole number, got {minutes!r}")
-        elif start is not None:
-            end = start + timedelta(minutes=minutes)
-    elif "end" not in data:
-        problems.append("end: required (or duration_minutes)")
-    if start is not None and end is not None:
-        if end <= start:
-            problems.append("end: must be after start")
-        elif end - start > MAX_DURATION:
-            problems.append("end: a meeting lasts at most 7 days")
-    attendees, units = strings("attendees"), strings("units")
-    guests = _guests(data.get("guests", []), problems)
+        read.problems.append("start: required")
+    if minutes is not None and start is not None:
+        end = start + timedelta(minutes=minutes)
+    elif "end" not in data and "duration_minutes" not in data:
+        read.problems.append("end: required (or duration_minutes)")
+    read.check_span(start, end)
+    attendees, units, guests = read.strings("attendees"), read.strings("units"), read.guests()
     if not (attendees or units or guests):
-        problems.append("attendees: nobody is invited (give attendees, units or guests)")
-    if problems:
-        raise InputError("\n".join(f"{source}: {p}" for p in problems))
+        read.problems.append("attendees: nobody is invited (give attendees, units or guests)")
+    read.done(source)
     assert start is not None and end is not None
     return MeetingSpec(title, start, end, unit, secretary, agenda, location, chair, attendees, units, guests)
 
 
-def _guests(value: Any, problems: list[str]) -> tuple[Guest, ...]:
+@dataclass(frozen=True)
+class MeetingChanges:
+    """What an update changes (``None``: unchanged) and who it adds. Moving ``start``
+    alone keeps the meeting's length."""
+
+    title: str | None = None
+    agenda: str | None = None
+    location: str | None = None
+    chair: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    duration_minutes: int | None = None
+    attendees: tuple[str, ...] = ()
+    units: tuple[str, ...] = ()
+    guests: tuple[Guest, ...] = field(default_factory=tuple)
+
+    @property
+    def adds_people(self) -> bool:
+        return bool(self.attendees or self.units or self.guests)
+
+
+_CHANGE_KNOWN = {"title", "agenda", "location", "chair", "start", "end", "duration_minutes",
+                 "add_attendees", "add_units", "add_guests"}
+
+
+def load_changes(path: str | Path) -> MeetingChanges:
+    return changes_from_mapping(read_toml(Path(path)), str(path))
+
+
+def changes_from_mapping(data: Mapping[str, Any], source: str) -> MeetingChanges:
+    """An update as a secretary writes it: only the fields that change, and
+    ``add_attendees`` / ``add_units`` / ``[[add_guests]]`` for people to add."""
+    read = _Reader(data, _CHANGE_KNOWN)
+    values: dict[str, Any] = {}
+    for key, required, limit in (("title", True, MAX_TITLE), ("agenda", False, MAX_AGENDA),
+                                 ("location", False, MAX_TITLE), ("chair", False, 255)):
+        if key in data:
+            values[key] = read.text(key, required=required, limit=limit)
+    values["start"], values["end"], values["duration_minutes"] = read.time("start"), read.time("end"), read.minutes()
+    read.check_span(values["start"], values["end"])
+    values["attendees"], values["units"] = read.strings("add_attendees"), read.strings("add_units")
+    values["guests"] = read.guests("add_guests")
+    if not data:
+        read.problems.append("nothing to change (give title, start, location, ... or add_attendees)")
+    read.done(source)
+    return MeetingChanges(**values)
+
+
+def _guests(value: Any, problems: list[str], field: str = "guests") -> tuple[Guest, ...]:
     if not isinstance(value, list):
-        problems.append("guests: expected [[guests]] tables")
+        problems.append(f"{field}: expected [[{field}]] tables")
         return ()
     guests = []
     for i, item in enumerate(value):
-        key = f"guests[{i}]"
+        key = f"{field}[{i}]"
         if not isinstance(item, dict):
             problems.append(f"{key}: expected a table with name, email and/or phone")
             continue

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Sequence
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from invites.spec import MeetingSpec
+from invites.spec import Guest, MeetingSpec
 from mailhub.config import DomainsConfig
 from mailhub.directory import DirectoryError, normalise_email, normalise_phone
 from mailhub.errors import InputError
@@ -48,33 +49,7 @@ def create_meeting(engine: Engine, domains: DomainsConfig, spec: MeetingSpec) ->
         if secretary is not None and not ISSUING_ROLES & set(secretary.role_list):
             problems.append(f"secretary: {secretary.email} does not have the secretary role "
                             "(mailhub user add ... --role secretary)")
-        people: dict[str, MeetingAttendee] = {}
-        for i, address in enumerate(spec.attendees):
-            official = _official(session, address, f"attendees[{i}]", problems)
-            if official is not None:
-                people.setdefault(official.email, _from_official(official))
-        for code in spec.units:
-            if session.get(Unit, code) is None:
-                problems.append(f"units: no unit {code!r} in the directory")
-                continue
-            members = session.exec(select(Official).where(Official.unit_code == code, Official.active)
-                                   .order_by(Official.email)).all()
-            if not members:
-                problems.append(f"units: unit {code} has no active official")
-            for official in members:
-                people.setdefault(official.email, _from_official(official))
-        guests = 0
-        for i, guest in enumerate(spec.guests):
-            try:
-                email = normalise_email(guest.email) if guest.email else None
-                phone = normalise_phone(guest.phone)
-            except DirectoryError as exc:
-                problems.append(f"guests[{i}] ({guest.name}): {exc}")
-                continue
-            key = email or phone or ""
-            if key not in people:
-                people[key] = MeetingAttendee(meeting_id=0, name=guest.name, email=email, phone=phone)
-                guests += 1
+        people, guests = resolve_people(session, spec.attendees, spec.units, spec.guests, problems)
         if problems:
             raise InputError("\n".join(problems))
         assert secretary is not None
@@ -93,6 +68,46 @@ def create_meeting(engine: Engine, domains: DomainsConfig, spec: MeetingSpec) ->
         session.commit()
         return Created(meeting.id, meeting.uid, len(attendees) - guests, guests,
                        sum(a.email is None for a in attendees), sum(a.phone is None for a in attendees))
+
+
+def resolve_people(session: Session, attendees: Sequence[str], units: Sequence[str], guests: Sequence[Guest],
+                   problems: list[str], prefix: str = "") -> tuple[dict[str, MeetingAttendee], int]:
+    """The people named (officials one by one, whole units, guests), each once, keyed
+    by address (else phone), as unsaved attendees; problems are appended, one line
+    each, fields named with ``prefix`` (``add_`` for an update)."""
+    people: dict[str, MeetingAttendee] = {}
+    for i, address in enumerate(attendees):
+        official = _official(session, address, f"{prefix}attendees[{i}]", problems)
+        if official is not None:
+            people.setdefault(official.email, _from_official(official))
+    for code in units:
+        if session.get(Unit, code) is None:
+            problems.append(f"{prefix}units: no unit {code!r} in the directory")
+            continue
+        members = session.exec(select(Official).where(Official.unit_code == code, Official.active)
+                               .order_by(Official.email)).all()
+        if not members:
+            problems.append(f"{prefix}units: unit {code} has no active official")
+        for official in members:
+            people.setdefault(official.email, _from_official(official))
+    added = 0
+    for i, guest in enumerate(guests):
+        try:
+            email = normalise_email(guest.email) if guest.email else None
+            phone = normalise_phone(guest.phone)
+        except DirectoryError as exc:
+            problems.append(f"{prefix}guests[{i}] ({guest.name}): {exc}")
+            continue
+        key = email or phone or ""
+        if key not in people:
+            people[key] = MeetingAttendee(meeting_id=0, name=guest.name, email=email, phone=phone)
+            added += 1
+    return people, added
+
+
+def person_key(attendee: MeetingAttendee) -> str:
+    """How :func:`resolve_people` tells people apart: address, else phone."""
+    return attendee.email or attendee.phone or ""
 
 
 def _official(session: Session, address: str, field: str, problems: list[str]) -> Official | None:

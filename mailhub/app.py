@@ -108,6 +108,7 @@ class Mailhub:
         self._tasks.append(asyncio.get_running_loop().create_task(self.metrics_dir.run(self._stop, interval=5.0)))
         if self.runs_delivery:
             await self._start_delivery()
+            await self._start_reminders()
         if self.runs_submission:
             await self._start_submission()
         if self.serve_http:
@@ -164,6 +165,16 @@ class Mailhub:
         self.sms_worker = SmsWorker(self.engine, build_gateway(config), gateway_name=config.sms.gateway,
                                     concurrency=config.sms.concurrency, poll_seconds=d.poll_seconds)
         self._tasks.append(loop.create_task(self.sms_worker.run(self._stop)))
+
+    async def _start_reminders(self) -> None:
+        """Meeting reminders, from their rows (so they survive restarts)."""
+        from invites.reminders import ReminderRunner
+        from invites.rsvp import ensure_key
+
+        key = await asyncio.to_thread(ensure_key, self.config.rsvp_key_path)
+        runner = ReminderRunner(self.engine, self.config, await self._signer(), key,
+                                interval=max(1.0, 5 * self.config.delivery.poll_seconds), on_queued=self.worker.wake)
+        self._tasks.append(asyncio.get_running_loop().create_task(runner.run(self._stop)))
 
     async def _start_submission(self) -> None:
         config, loop = self.config, asyncio.get_running_loop()

@@ -1,0 +1,232 @@
+"""One meeting's personal messages into the queues: each attendee's email (through
+the relay's rules, DKIM, the mail queue) and SMS (the SMS queue).
+
+Every outbound step of invites — the invitation, an update, a cancellation, a
+reminder — is one :meth:`Outbound.send` with a different email builder and SMS
+wording. Each email is a message from the secretary and goes through the
+relay's own rules, as if the secretary had submitted it: the configured MAIL,
+RCPT and DATA policies (sender's domain and ownership, recipients, external
+recipients, size, From, impersonation, classification — a title marked MẬT is
+refused), then DKIM for the secretary's domain, then the queue. The one rule
+left out is ``rate_limit``: a meeting's attendee list comes from the directory,
+and a meeting of a whole district would otherwise stop at the daily limit.
+
+What the secretary sends counts as the secretary's usage (ledger events of kind
+``invite_email``, and refusals as ``refused``); reminders, which mailhub sends
+by itself, do not (``ledger=False``).
+
+Work is written in chunks of :data:`CHUNK` attendees, one transaction each, so a
+meeting of 10,000 shows progress and a crash loses at most the chunk in hand.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from typing import Callable, Sequence
+
+from sqlalchemy import insert, update
+from sqlalchemy.engine import Engine
+
+from invites.ical import AttendeeInfo, MeetingInfo
+from invites.rsvp import rsvp_url
+from invites.smstext import encoding_of, prepare_sms, shorten_to_fit
+from invites.spec import VIETNAM
+from mailhub.config import Config
+from mailhub.db import write_transaction
+from mailhub.directory import load_sender
+from mailhub.dkimkeys import signing_domain
+from mailhub.errors import InputError
+from mailhub.ledger import refused_event
+from mailhub.models import (ChannelState, Meeting, MeetingAttendee, MeetingStatus, MessageKind, QueuedMessage,
+                            QueueRecipient, RecipientState, SmsMessage, Unit, UsageEvent, UsageKind)
+from mailhub.phones import PhoneError, is_mobile
+from mailhub.queue import new_queue_id
+from mailhub.signing import DkimSigner
+from policies.addresses import is_official
+from policies.context import PolicyContext
+from policies.registry import build_stage
+from policies.runner import evaluate
+
+CHUNK = 500
+SKIPPED_RULES = {"rate_limit"}
+
+# The whole email for one attendee: (attendee, RSVP link or None, Message-ID) -> bytes.
+EmailBuilder = Callable[[AttendeeInfo, "str | None", str], bytes]
+
+
+@dataclass
+class SendReport:
+    emails: int = 0
+    sms: int = 0
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (address, reply)
+    no_channel: list[str] = field(default_factory=list)  # names with neither email nor mobile
+
+    def add(self, other: SendReport) -> None:
+        self.emails += other.emails
+        self.sms += other.sms
+        self.refused += other.refused
+        self.no_channel += other.no_channel
+
+
+@dataclass(frozen=True)
+class SmsWording:
+    """An SMS text with the fields ``{title}``, ``{when}``, ``{where}`` and ``{link}``,
+    written with diacritics (they are stripped unless ``[invites] sms_unicode``)."""
+
+    template: str
+    with_link: bool = True
+
+
+def meeting_info(meeting: Meeting, secretary_name: str, unit_name: str) -> MeetingInfo:
+    return MeetingInfo(uid=meeting.uid, sequence=meeting.sequence, title=meeting.title, agenda=meeting.agenda,
+                       location=meeting.location, start=meeting.start_at, end=meeting.end_at,
+                       organizer_email=meeting.secretary_email, organizer_name=secretary_name,
+                       chair_name=meeting.chair_name, unit_name=unit_name, created=meeting.created_at,
+                       cancelled=meeting.status == MeetingStatus.CANCELLED.value)
+
+
+def is_mobile_number(phone: str | None) -> bool:
+    if not phone:
+        return False
+    try:
+        return is_mobile(phone)
+    except PhoneError:
+        return False
+
+
+class Outbound:
+    """Sends one meeting's messages, as its secretary, at ``now``."""
+
+    def __init__(self, engine: Engine, config: Config, signer: DkimSigner, rsvp_key: bytes, meeting: Meeting,
+                 now: datetime) -> None:
+        self.engine, self.config, self.signer, self.rsvp_key, self.now = engine, config, signer, rsvp_key, now
+        self.sender = load_sender(engine, meeting.secretary_email)
+        if self.sender is None:
+            raise InputError(f"the secretary {meeting.secretary_email} is no longer in the directory")
+        with engine.connect() as conn:
+            unit = conn.execute(Unit.__table__.select().where(Unit.__table__.c.code == meeting.unit_code)).first()
+        self.info = meeting_info(meeting, self.sender.full_name, unit.name if unit else meeting.unit_code)
+        self.stages = {stage: [(n, p) for n, p in build_stage(config.policies, stage) if n not in SKIPPED_RULES]
+                       for stage in ("mail", "rcpt", "data")}
+        self.domain = signing_domain(meeting.secretary_email.rpartition("@")[2], signer.domains)
+
+    def send(self, people: Sequence[MeetingAttendee], *, email: EmailBuilder | None, sms: SmsWording | None,
+             track: bool = True, ledger: bool = True,
+             progress: Callable[[int, int], None] = lambda done, total: None) -> SendReport:
+        """Queue ``email`` and ``sms`` for each of ``people`` (``None``: not on that
+        channel). ``track``: the attendee's channel states follow these messages
+        (invitations, updates, cancellations), not so for reminders."""
+        report = SendReport()
+        for start in range(0, len(people), CHUNK):
+            rows = _Rows()
+            for person in people[start:start + CHUNK]:
+                link = rsvp_url(self.config.invites.public_url, self.rsvp_key, person.id)
+                reachable = False
+                if email is not None and person.email:
+                    self._email(rows, email, person, link, track, ledger, report)
+                    reachable = True
+                if sms is not None and is_mobile_number(person.phone):
+                    self._sms(rows, sms, person, link, track, report)
+                    reachable = True
+                if not reachable and not person.email:
+                    report.no_channel.append(person.name)
+            rows.write(self.engine)
+            progress(min(start + CHUNK, len(people)), len(people))
+        return report
+
+    def _email(self, rows: _Rows, build: EmailBuilder, person: MeetingAttendee, link: str, track: bool,
+               ledger: bool, report: SendReport) -> None:
+        queue_id, sender, now = new_queue_id(), self.sender, self.now
+        message_id = f"{queue_id}@{self.domain or 'invites'}"
+        data = build(AttendeeInfo(person.email, person.name, person.partstat), link, message_id)
+        if reply := self._refusal(person.email, data, rows if ledger else None):
+            report.refused.append((person.email, reply))
+            if track:
+                rows.states.append((person.id, dict(email_state=ChannelState.FAILED.value,
+                                                    email_reason=reply[:1000])))
+            return
+        if self.domain is not None:
+            data = self.signer.sign(data, self.domain)
+        rows.messages.append(dict(id=queue_id, mail_from=self.info.organizer_email,
+                                  kind=MessageKind.INVITE_EMAIL.value, official_email=sender.login,
+                                  message_id_header=f"<{message_id}>", size=len(data), data=data, created_at=now))
+        rows.recipients.append(dict(message_id=queue_id, rcpt=person.email, state=RecipientState.QUEUED.value,
+                                    attempts=0, next_attempt_at=now, lease_until=None, last_reply="",
+                                    updated_at=now, notified=""))
+        if ledger:
+            internal = int(is_official(person.email.rpartition("@")[2], self.config.domains))
+            rows.events.append(dict(at=now, kind=UsageKind.INVITE_EMAIL.value, official_email=sender.login,
+                                    unit_code=sender.unit, message_id=queue_id, recipients_internal=internal,
+                                    recipients_external=1 - internal, size=len(data), policy=None, reason=None,
+                                    client_ip=None))
+        if track:
+            rows.states.append((person.id, dict(email_state=ChannelState.QUEUED.value, email_reason="",
+                                                email_queue_id=queue_id)))
+        report.emails += 1
+
+    def _refusal(self, rcpt: str, data: bytes, rows: _Rows | None) -> str | None:
+        """The reply of the first rule that refuses this email, or ``None``; a refusal
+        is written to the ledger (``rows``) like any other."""
+        head = data.split(b"\r\n\r\n", 1)[0] + b"\r\n"
+        base = dict(sender=self.sender, client_ip="invites", mail_from=self.info.organizer_email,
+                    settings=self.config.policy_settings)
+        for ctx in (PolicyContext(stage="mail", **base),
+                    PolicyContext(stage="rcpt", rcpt=rcpt, **base),
+                    PolicyContext(stage="data", rcpt_tos=(rcpt,), size=len(data),
+                                  headers=BytesHeaderParser(policy=compat32).parsebytes(head), **base)):
+            verdict = evaluate(self.stages[ctx.stage], ctx)
+            if verdict.refused:
+                reply = verdict.smtp_reply()
+                if rows is not None:
+                    rows.events.append(refused_event(official_email=self.sender.login, unit_code=self.sender.unit,
+                                                     policy=verdict.policy or "unknown", reason=reply,
+                                                     client_ip="invites"))
+                return reply
+        return None
+
+    def _sms(self, rows: _Rows, wording: SmsWording, person: MeetingAttendee, link: str, track: bool,
+             report: SendReport) -> None:
+        text = self.sms_text(wording, link)
+        encoding, now = encoding_of(text), self.now
+        rows.sms.append(dict(attendee_id=person.id if track else None, to=person.phone, text=text,
+                             encoding=encoding.name, segments=encoding.segments, gateway="", gateway_id="",
+                             state=ChannelState.QUEUED.value, attempts=0, next_attempt_at=now, lease_until=None,
+                             reason="", created_at=now, updated_at=now))
+        if track:
+            rows.states.append((person.id, dict(sms_state=ChannelState.QUEUED.value, sms_reason="")))
+        report.sms += 1
+
+    def sms_text(self, wording: SmsWording, link: str) -> str:
+        """The SMS for one attendee, shortened (the title) to stay in one SMS where it can."""
+        info, unicode = self.info, self.config.invites.sms_unicode
+        fixed = wording.template.format(title="{title}", when=info.start.astimezone(VIETNAM).strftime("%H:%M %d/%m/%Y"),
+                                        where=info.location or info.unit_name, link=link if wording.with_link else "")
+        fixed, _ = prepare_sms(fixed, unicode=unicode)
+        title, _ = prepare_sms(info.title, unicode=unicode)
+        try:
+            return shorten_to_fit(fixed, title, segments=1)
+        except ValueError:  # even "..." does not fit one SMS (a very long place name): send two
+            return fixed.replace("{title}", title)
+
+
+class _Rows:
+    """One chunk's rows, written in one transaction."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict] = []
+        self.recipients: list[dict] = []
+        self.events: list[dict] = []
+        self.sms: list[dict] = []
+        self.states: list[tuple[int, dict]] = []
+
+    def write(self, engine: Engine) -> None:
+        with write_transaction(engine) as conn:
+            for table, rows in ((QueuedMessage, self.messages), (QueueRecipient, self.recipients),
+                                (UsageEvent, self.events), (SmsMessage, self.sms)):
+                if rows:
+                    conn.execute(insert(table.__table__), rows)
+            for attendee_id, values in self.states:
+                conn.execute(update(MeetingAttendee.__table__)
+                             .where(MeetingAttendee.__table__.c.id == attendee_id).values(**values))
