@@ -51,3 +51,39 @@ def test_a_bad_meeting_file_is_one_line_per_problem(ready):
     # The file is checked before the directory: only its own problem is reported.
     assert lines == ["error: hop.toml: end: must be after start"]
     assert ready("invite", "status", "7").stderr.strip() == "error: no meeting 7"
+
+
+def test_create_by_flags_update_cancel_and_remind(ready):
+    for args in (["user", "add", "vanthu@hcm.gov.vn", "--name", "Phạm Thu Hà", "--unit", "STTTT", "--role",
+                  "official", "--role", "secretary"],
+                 ["user", "add", "an@hcm.gov.vn", "--name", "Nguyễn Văn An", "--unit", "STTTT", "--phone",
+                  "0912345678"],
+                 ["user", "add", "binh@hcm.gov.vn", "--name", "Trần Bình", "--unit", "STTTT"]):
+        assert ready(*args, stdin="mat-khau-rat-dai-2026\n").returncode == 0
+    created = ready("invite", "create", "--title", "Họp khẩn", "--start", "03/12/2026 14:00", "--duration", "60",
+                    "--unit", "STTTT", "--secretary", "vanthu@hcm.gov.vn", "--attendee", "an@hcm.gov.vn")
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.startswith("meeting 1 created: 1 official(s), 0 guest(s)")
+    missing = ready("invite", "create", "--title", "Họp", "--unit", "STTTT", "--secretary", "vanthu@hcm.gov.vn")
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines() == [
+        "error: command line: start: required", "error: command line: end: required (or duration_minutes)",
+        "error: command line: attendees: nobody is invited (give attendees, units or guests)"]
+    assert ready("invite", "send", "1").returncode == 0
+    moved = ready("invite", "update", "1", "--start", "2026-12-04 14:00", "--add-attendee", "binh@hcm.gov.vn")
+    assert moved.returncode == 0, moved.stderr
+    assert "changed start, end; 1 person(s) added; sequence 1" in moved.stdout
+    assert "every answer is reset" in moved.stdout
+    assert "2 email(s) and 1 SMS queued" in moved.stdout  # the update to An (email, SMS), the invitation to Bình
+    status = json.loads(ready("invite", "status", "1", "--json").stdout)
+    assert status["sequence"] == 1 and [a["name"] for a in status["attendees"]] == ["Nguyễn Văn An", "Trần Bình"]
+    remind = ready("invite", "remind", "1")
+    assert remind.returncode == 0 and "those who have not answered" in remind.stdout
+    withdrawn = ready("invite", "cancel", "1", "--attendee", "binh@hcm.gov.vn")
+    assert withdrawn.returncode == 0 and "1 invitation(s) withdrawn" in withdrawn.stdout
+    cancelled = ready("invite", "cancel", "1")
+    assert cancelled.returncode == 0 and "meeting 1 cancelled" in cancelled.stdout
+    again = ready("invite", "update", "1", "--title", "Họp lại")
+    assert again.returncode == 2 and again.stderr.strip() == "error: meeting 1 is cancelled: it cannot change any more"
+    status = json.loads(ready("invite", "status", "1", "--json").stdout)
+    assert (status["status"], status["sequence"]) == ("cancelled", 2)
