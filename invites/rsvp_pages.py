@@ -17,8 +17,9 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from invites.replies import record_answer
 from invites.rsvp import read_token
-from mailhub.models import Meeting, MeetingAttendee, MeetingReply, MeetingStatus, PartStat, utcnow
+from mailhub.models import Meeting, MeetingAttendee, MeetingStatus, PartStat, utcnow
 from mailhub.templating import environment
 
 CHOICES = [(PartStat.ACCEPTED.value, "Tham dự", "Accept"),
@@ -45,11 +46,7 @@ def rsvp_router(engine: Engine, key: bytes) -> APIRouter:
         with Session(engine) as session:
             attendee = session.get(MeetingAttendee, attendee_id)
             meeting = session.get(Meeting, attendee.meeting_id)
-            now = utcnow()
-            attendee.partstat, attendee.answered_at, attendee.answered_sequence = partstat, now, meeting.sequence
-            session.add(attendee)
-            session.add(MeetingReply(attendee_id=attendee_id, method="RSVP-LINK", partstat=partstat,
-                                     sequence=meeting.sequence, received_at=now))
+            record_answer(session, meeting, attendee, "RSVP-LINK", partstat, utcnow())
             session.commit()
 
     def page(found: tuple[Meeting, MeetingAttendee], answered=None) -> HTMLResponse:

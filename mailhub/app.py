@@ -177,6 +177,8 @@ class Mailhub:
         self._tasks.append(asyncio.get_running_loop().create_task(runner.run(self._stop)))
 
     async def _start_submission(self) -> None:
+        from invites.replies import ReplyIntake
+
         config, loop = self.config, asyncio.get_running_loop()
         tls = server_context(config.tls_cert_path, config.tls_key_path)
         self.queue = QueueWriter(self.engine, config.queue.group_commit_max)
@@ -189,7 +191,8 @@ class Mailhub:
             config, queue=self.queue, signer=await self._signer(),
             usage=UsageCounter(self.engine), directory_names=names,
             executor=self._policy_executor,
-            on_stored=self.worker.wake if self.worker else (lambda: None))
+            on_stored=self.worker.wake if self.worker else (lambda: None),
+            observers=[ReplyIntake(self.engine).observe])  # officials' iMIP answers to meeting organizers
         handler = SubmissionHandler(pipeline)
         authenticator = Authenticator(self.engine, config.auth, load_sender)
         common = dict(authenticator=authenticator, hostname=config.server.hostname,

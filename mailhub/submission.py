@@ -7,6 +7,7 @@ DKIM → durable store, answering 250 only after the commit.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -16,7 +17,7 @@ from datetime import datetime, timezone
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 from mailhub.cleanup import TraceInfo, cleanup, split_message
 from mailhub import metrics
@@ -68,7 +69,8 @@ class SubmissionPipeline:
     def __init__(self, config: Config, *, queue: QueueWriter, signer: DkimSigner,
                  usage: UsageCounter, directory_names: Callable[[], Mapping[str, str]],
                  executor: Executor | None = None,
-                 on_stored: Callable[[], None] = lambda: None) -> None:
+                 on_stored: Callable[[], None] = lambda: None,
+                 observers: Sequence[Callable[[str, list[str], bytes], object]] = ()) -> None:
         self._config = config
         self._settings = config.policy_settings
         self._stages = {stage: build_stage(config.policies, stage) for stage in ("mail", "rcpt", "data")}
@@ -79,6 +81,7 @@ class SubmissionPipeline:
         self._names = directory_names
         self._executor = executor
         self._on_stored = on_stored
+        self._observers = tuple(observers)  # told of every stored message, in a worker thread, after the 250
 
     # ---- the three SMTP stages ------------------------------------------------
     async def check_mail(self, facts: SessionFacts, address: str, options: list[str]) -> Outcome:
@@ -185,6 +188,8 @@ class SubmissionPipeline:
         if facts.sender:
             self._usage.note_accepted(facts.sender.login)
         self._on_stored()
+        for observe in self._observers:
+            asyncio.get_running_loop().run_in_executor(self._executor, observe, mail_from, list(rcpts), data)
         log.info("queued %s from %s to %d recipient(s), %d bytes", queue_id, mail_from,
                  len(rcpts), len(signed))
         return Outcome(replies.QUEUED.format(queue_id=queue_id), True)
