@@ -10,14 +10,16 @@ SMS states are the SMS queue's, moved forward by the gateway's delivery reports.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import datetime
 
 from sqlalchemy import and_, select
 from sqlalchemy.engine import Engine
 
-from mailhub.models import ChannelState, MeetingAttendee, QueueRecipient, RecipientState
+from mailhub.models import ChannelState, MeetingAttendee, MeetingReply, QueueRecipient, RecipientState, as_utc
 
 _att = MeetingAttendee.__table__
 _rcpt = QueueRecipient.__table__
+_reply = MeetingReply.__table__
 
 _EMAIL = {RecipientState.QUEUED.value: ChannelState.QUEUED.value,
           RecipientState.SENDING.value: ChannelState.QUEUED.value,
@@ -63,3 +65,34 @@ def meeting_status(engine: Engine, meeting_id: int) -> list[AttendeeStatus]:
         found.append(AttendeeStatus(r.name, r.email, r.phone, r.removed, r.partstat, email_state, email_reason,
                                     r.sms_state, r.sms_reason))
     return found
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A COUNTER: an attendee proposes another time (shown, never applied)."""
+
+    name: str
+    email: str | None
+    start: datetime | None
+    end: datetime | None
+    comment: str
+    sequence: int
+    received_at: datetime
+
+    def as_dict(self) -> dict:
+        found = asdict(self)
+        for key in ("start", "end", "received_at"):
+            found[key] = found[key].isoformat() if found[key] else None
+        return found
+
+
+def meeting_proposals(engine: Engine, meeting_id: int) -> list[Proposal]:
+    """The meeting's COUNTER proposals, oldest first."""
+    query = (select(_att.c.name, _att.c.email, _reply.c.proposed_start, _reply.c.proposed_end, _reply.c.comment,
+                    _reply.c.sequence, _reply.c.received_at)
+             .select_from(_reply.join(_att, _att.c.id == _reply.c.attendee_id))
+             .where(_att.c.meeting_id == meeting_id, _reply.c.method == "COUNTER").order_by(_reply.c.id))
+    with engine.connect() as conn:
+        return [Proposal(r.name, r.email, as_utc(r.proposed_start) if r.proposed_start else None,
+                         as_utc(r.proposed_end) if r.proposed_end else None, r.comment, r.sequence,
+                         as_utc(r.received_at)) for r in conn.execute(query)]

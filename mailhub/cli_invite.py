@@ -176,7 +176,8 @@ def remind(ctx: typer.Context, meeting_id: int = typer.Argument(..., help="The m
 def status(ctx: typer.Context, meeting_id: int = typer.Argument(..., help="The meeting's id"),
            as_json: bool = typer.Option(False, "--json", help="One JSON document for scripts")) -> None:
     """Per attendee: email and SMS state, and the answer."""
-    from invites.tracking import meeting_status
+    from invites.spec import VIETNAM
+    from invites.tracking import meeting_proposals, meeting_status
     from mailhub.errors import InputError
 
     engine = _root(ctx).engine()
@@ -185,11 +186,13 @@ def status(ctx: typer.Context, meeting_id: int = typer.Argument(..., help="The m
         if meeting is None:
             raise InputError(f"no meeting {meeting_id}")
     rows = [status.as_dict() for status in meeting_status(engine, meeting_id)]
+    proposals = meeting_proposals(engine, meeting_id)
     for r in rows:
         r["email_state"], r["sms_state"] = r["email_state"] or "-", r["sms_state"] or "-"
     if as_json:
         typer.echo(json.dumps({"meeting": meeting_id, "uid": meeting.uid, "title": meeting.title,
-                               "status": meeting.status, "sequence": meeting.sequence, "attendees": rows},
+                               "status": meeting.status, "sequence": meeting.sequence, "attendees": rows,
+                               "proposals": [p.as_dict() for p in proposals]},
                               ensure_ascii=False, indent=2))
         return
     table = Table(title=f"{meeting.title} ({meeting.status}, sequence {meeting.sequence})", title_justify="left")
@@ -199,3 +202,8 @@ def status(ctx: typer.Context, meeting_id: int = typer.Argument(..., help="The m
         table.add_row(r["name"], f"{r['email'] or '-'}: {r['email_state']}", f"{r['phone'] or '-'}: {r['sms_state']}",
                       r["answer"])
     Console(highlight=False).print(table)
+    for p in proposals:  # COUNTER: shown to the secretary, never applied
+        when = (f"{p.start.astimezone(VIETNAM):%H:%M %d/%m/%Y} - {p.end.astimezone(VIETNAM):%H:%M %d/%m/%Y}"
+                if p.start and p.end else "(no time)")
+        typer.echo(f"đề xuất thời gian khác / proposed: {p.name} <{p.email}>: {when}"
+                   + (f" ({p.comment})" if p.comment else ""))

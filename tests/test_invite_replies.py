@@ -105,6 +105,11 @@ def test_replies_are_checked_before_they_count(setup):
         counter = s.exec(select(MeetingReply).where(MeetingReply.method == "COUNTER")).one()
         stored = s.get(Meeting, mid)
     assert counter.proposed_start - stored.start_at == timedelta(hours=2)
+    from invites.tracking import meeting_proposals
+
+    [shown] = meeting_proposals(engine, mid)  # what the secretary sees in `mailhub invite status`
+    assert (shown.email, shown.start - stored.start_at, shown.end - stored.end_at) == (
+        "an@hcm.gov.vn", timedelta(hours=2), timedelta(hours=2))
     assert state(engine, "an@hcm.gov.vn")[0] == "ACCEPTED"
     # After an update (SEQUENCE 1), an answer to SEQUENCE 0 is stale.
     from invites.changes import update_meeting
