@@ -19,6 +19,11 @@ A REPLY sets the attendee's answer; a COUNTER (a proposal of another time) is
 stored and shown to the secretary, never applied. Everything taken in is kept in
 ``meeting_reply`` as evidence. Intake is best effort after the 250: a crash at
 that moment loses the answer, not the mail; the RSVP link is the sure path.
+
+Replies from outside (guests answering from Gmail or a partner's server) reach
+the city's mail server, not the relay; it can forward a copy to the reply
+listener (:mod:`invites.reply_listener`), where the same checks apply with the
+From and To/Cc headers in place of the envelope.
 """
 from __future__ import annotations
 
@@ -65,8 +70,10 @@ def record_answer(session: Session, meeting: Meeting, attendee: MeetingAttendee,
         session.add(attendee)
 
 
-def take_in(engine: Engine, mail_from: str, rcpts: list[str], reply: ReplyInfo, now: datetime) -> Intake:
-    """Check one parsed reply against the meeting and record it."""
+def take_in(engine: Engine, answerer: str, rcpts: list[str], reply: ReplyInfo, now: datetime) -> Intake:
+    """Check one parsed reply against the meeting and record it. ``answerer`` is the
+    address the reply is known to come from (the relay: the envelope sender, tied to
+    the signed-in official; the reply listener: the From the city's server checked)."""
     with Session(engine) as session:
         meeting = session.exec(select(Meeting).where(Meeting.uid == reply.uid)).first()
         if meeting is None:
@@ -75,8 +82,8 @@ def take_in(engine: Engine, mail_from: str, rcpts: list[str], reply: ReplyInfo, 
             return Intake("ignored", f"meeting {meeting.id} is cancelled")
         if meeting.secretary_email.lower() not in {r.lower() for r in rcpts}:
             return Intake("ignored", f"not sent to the organizer of meeting {meeting.id}")
-        if reply.attendee_email != mail_from.lower():
-            return Intake("ignored", f"{mail_from} answered for {reply.attendee_email}")
+        if reply.attendee_email != answerer.lower():
+            return Intake("ignored", f"{answerer} answered for {reply.attendee_email}")
         attendee = session.exec(select(MeetingAttendee).where(
             MeetingAttendee.meeting_id == meeting.id, func.lower(MeetingAttendee.email) == reply.attendee_email,
             MeetingAttendee.removed == False)).first()  # noqa: E712
@@ -123,15 +130,15 @@ class ReplyIntake:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def observe(self, mail_from: str, rcpts: list[str], data: bytes) -> list[Intake]:
+    def observe(self, answerer: str, rcpts: list[str], data: bytes) -> list[Intake]:
         if not _HINT.search(data):
             return []
         results = []
         try:
             for reply in calendar_replies(data):
-                results.append(take_in(self.engine, mail_from, rcpts, reply, utcnow()))
+                results.append(take_in(self.engine, answerer, rcpts, reply, utcnow()))
         except Exception:  # noqa: BLE001 - a bad reply must not disturb the relay
-            log.exception("reply intake failed for a message from %s", mail_from)
+            log.exception("reply intake failed for a message from %s", answerer)
             return results
         for result in results:
             log.info("iMIP reply %s: %s", result.outcome, result.why)

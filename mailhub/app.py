@@ -113,6 +113,8 @@ class Mailhub:
             await self._start_submission()
         if self.serve_http:
             await self._start_http()
+            if self.config.listen.replies:
+                await self._start_reply_listener()
 
     async def _signer(self) -> DkimSigner:
         """The DKIM keys, loaded once per process (35 ms per RSA key) for the front
@@ -165,6 +167,22 @@ class Mailhub:
         self.sms_worker = SmsWorker(self.engine, build_gateway(config), gateway_name=config.sms.gateway,
                                     concurrency=config.sms.concurrency, poll_seconds=d.poll_seconds)
         self._tasks.append(loop.create_task(self.sms_worker.run(self._stop)))
+
+    async def _start_reply_listener(self) -> None:
+        """Answers forwarded by the city's mail server (invites.reply_listener)."""
+        from invites.replies import ReplyIntake
+        from invites.reply_listener import reply_listener
+
+        config, loop = self.config, asyncio.get_running_loop()
+        sock = self._sockets.get("replies")
+        if sock is None:
+            address = config.listen_address("replies")
+            sock = bind_socket(address.host, address.port)
+        intake = ReplyIntake(self.engine)
+        server = await loop.create_server(
+            lambda: reply_listener(intake, config.invites.reply_intake_networks, config.server.hostname), sock=sock)
+        self._servers.append(server)
+        self.ports["replies"] = server.sockets[0].getsockname()[1]
 
     async def _start_reminders(self) -> None:
         """Meeting reminders, from their rows (so they survive restarts)."""

@@ -67,6 +67,8 @@ class ListenConfig:
     submission: str = "127.0.0.1:10587"
     submissions: str = "127.0.0.1:10465"
     http: str = "127.0.0.1:8025"
+    # iMIP replies forwarded by the city's mail server (external guests' answers); "" = off.
+    replies: str = ""
 
 
 @dataclass(frozen=True)
@@ -200,6 +202,8 @@ class InvitesConfig:
     public_url: str = "http://127.0.0.1:8025"
     # Send SMS with Vietnamese diacritics (UCS-2: 70 characters per SMS instead of 160).
     sms_unicode: bool = False
+    # Who may connect to [listen] replies (the city's mail server), as networks.
+    reply_intake_networks: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
 
 
 @dataclass(frozen=True)
@@ -379,7 +383,7 @@ def config_from_mapping(data: Mapping[str, Any], source: str = "<mapping>",
 
 def _check(config: Config) -> None:
     src = config.source
-    for name in ("submission", "submissions", "http"):
+    for name in ("submission", "submissions", "http") + (("replies",) if config.listen.replies else ()):
         try:
             config.listen_address(name)
         except ConfigError as exc:
@@ -444,6 +448,14 @@ def _check_delivery(d: DeliveryConfig, src: str) -> None:
 
 
 def _check_invites(invites: InvitesConfig, sms: SmsConfig, src: str) -> None:
+    import ipaddress
+
+    for network in invites.reply_intake_networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ConfigError(f"{src}: invites.reply_intake_networks: {network!r} is not a network "
+                              "(e.g. \"10.0.0.0/8\")") from None
     if not invites.public_url.startswith(("http://", "https://")) or any(c.isspace() for c in invites.public_url):
         raise ConfigError(f"{src}: invites.public_url: expected an http:// or https:// address, "
                           f"got {invites.public_url!r}")

@@ -175,3 +175,57 @@ def test_a_reply_sent_through_the_relay_is_taken_in(hub, next_hop):
         engine.dispose()
     assert got == ("ACCEPTED", [("REPLY", "ACCEPTED")])
     assert sorted(rcpts[0] for _, rcpts, _ in arrived) == ["an@hcm.gov.vn", "vanthu@hcm.gov.vn"]
+
+
+def test_a_guests_reply_forwarded_by_the_city_mail_server(tmp_path, ca, provisioned_home):
+    """An external guest answers from their own mail system; the city's server forwards
+    a copy to the reply listener, which takes the answer in (From must be the attendee)."""
+    import smtplib
+
+    from mailhub.db import make_engine
+    from tests.support import make_config, provisioned_copy, start_hub
+
+    home = provisioned_copy(provisioned_home, tmp_path / "home")
+    config = make_config(home, ca, listen={"replies": "127.0.0.1:0"})
+    engine = make_engine(config.database_url)
+    hub = start_hub(config, ca)
+    try:
+        directory.add_official(engine, config.domains, "vanthu@hcm.gov.vn", "Phạm Thu Hà", "STTTT",
+                               ["official", "secretary"])
+        spec = spec_from_mapping({"title": "Họp với đối tác", "start": "2026-12-03 08:00", "duration_minutes": 60,
+                                  "unit": "STTTT", "secretary": "vanthu@hcm.gov.vn",
+                                  "guests": [{"name": "Ông Bảo", "email": "bao@doitac.vn"}]}, "hop.toml")
+        mid = create_meeting(engine, config.domains, spec).meeting_id
+        issue(engine, config, load_signer(config), KEY, mid)
+        calendar = answered(received_request(engine, "bao@doitac.vn"), "TENTATIVE")
+        with smtplib.SMTP("127.0.0.1", hub.hub.ports["replies"], timeout=10) as client:
+            # Forwarded: the envelope is the forwarder's, the headers are the guest's.
+            code, answer = client.sendmail("forwarder@hcm.gov.vn", ["replies@mailhub.hcm.gov.vn"],
+                                           reply_mail("bao@doitac.vn", "vanthu@hcm.gov.vn", calendar)) or (250, b"")
+            forged = client.sendmail("forwarder@hcm.gov.vn", ["replies@mailhub.hcm.gov.vn"],
+                                     reply_mail("mallory@evil.example", "vanthu@hcm.gov.vn",
+                                                answered(received_request(engine, "bao@doitac.vn"), "DECLINED")))
+        got = state(engine, "bao@doitac.vn")
+    finally:
+        hub.stop()
+        engine.dispose()
+    assert forged == {}  # accepted (never bounced back to the forwarder) but not taken in
+    assert got == ("TENTATIVE", [("REPLY", "TENTATIVE")])
+
+
+def test_the_reply_listener_refuses_hosts_outside_its_networks(tmp_path, ca, provisioned_home):
+    import smtplib
+
+    from tests.support import make_config, provisioned_copy, start_hub
+
+    home = provisioned_copy(provisioned_home, tmp_path / "home")
+    config = make_config(home, ca, listen={"replies": "127.0.0.1:0"},
+                         invites={"reply_intake_networks": ["10.0.0.0/8"]})
+    hub = start_hub(config, ca)
+    try:
+        with smtplib.SMTP("127.0.0.1", hub.hub.ports["replies"], timeout=10) as client:
+            client.ehlo("mx.example")
+            code, text = client.mail("someone@example.org")
+    finally:
+        hub.stop()
+    assert code == 554 and b"not allowed" in text
