@@ -144,6 +144,7 @@ class Mailhub:
     async def _start_delivery(self) -> None:
         from invites.sms import build_gateway
         from invites.sms.queue import SmsWorker
+        from invites.sms.reports import ReportsFromThread
         from mailhub.delivery.notices import Notifier
         from mailhub.delivery.retention import run_retention
         from mailhub.delivery.routing import Router
@@ -164,7 +165,11 @@ class Mailhub:
         self._tasks.append(loop.create_task(self.worker.run(self._stop)))
         self._tasks.append(loop.create_task(self.notifier.run(self._stop)))
         self._tasks.append(loop.create_task(run_retention(self.engine, config.queue.retention_days, self._stop)))
-        self.sms_worker = SmsWorker(self.engine, build_gateway(config), gateway_name=config.sms.gateway,
+        reports = ReportsFromThread(self.engine, loop, self._stop)
+        gateway = build_gateway(config, on_report=reports.on_report)
+        if hasattr(gateway, "start"):
+            gateway.start()  # bind now: receipts of SMS sent before a restart need no new SMS to arrive
+        self.sms_worker = SmsWorker(self.engine, gateway, gateway_name=config.sms.gateway,
                                     concurrency=config.sms.concurrency, poll_seconds=d.poll_seconds)
         self._tasks.append(loop.create_task(self.sms_worker.run(self._stop)))
 

@@ -132,20 +132,22 @@ class SmsWorker:
         return len(jobs)
 
     async def run(self, stop_event: asyncio.Event) -> None:
-        while not stop_event.is_set():
-            self._woken.clear()
-            try:
-                if await self.drain_once() >= self.concurrency:
-                    continue  # more may be due
-            except Exception:
-                log.exception("the SMS queue failed; trying again in %g s", self.poll_seconds)
-            waits = {asyncio.ensure_future(self._woken.wait()), asyncio.ensure_future(stop_event.wait())}
-            _, pending = await asyncio.wait(waits, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED)
-            for task in waits:
-                task.cancel()
-        close = getattr(self.gateway, "close", None)
-        if close is not None:
-            await close()
+        try:
+            while not stop_event.is_set():
+                self._woken.clear()
+                try:
+                    if await self.drain_once() >= self.concurrency:
+                        continue  # more may be due
+                except Exception:
+                    log.exception("the SMS queue failed; trying again in %g s", self.poll_seconds)
+                waits = {asyncio.ensure_future(self._woken.wait()), asyncio.ensure_future(stop_event.wait())}
+                _, pending = await asyncio.wait(waits, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED)
+                for task in waits:
+                    task.cancel()
+        finally:  # also when cancelled: an SMPP bind is closed, not left to the SMSC's timeout
+            close = getattr(self.gateway, "close", None)
+            if close is not None:
+                await close()
 
     async def _send(self, job: SmsJob) -> SmsReceipt:
         try:
