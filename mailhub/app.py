@@ -124,6 +124,7 @@ class Mailhub:
         return self._dkim
 
     async def _start_http(self) -> None:
+        from invites.api import meetings_api_router
         from invites.rsvp import ensure_key
         from invites.rsvp_pages import rsvp_router
         from mailhub.http import HttpService, create_app
@@ -132,7 +133,9 @@ class Mailhub:
         if sock is None:
             address = self.config.listen_address("http")
             sock = bind_socket(address.host, address.port)
-        routers = [rsvp_router(self.engine, await asyncio.to_thread(ensure_key, self.config.rsvp_key_path))]
+        rsvp_key = await asyncio.to_thread(ensure_key, self.config.rsvp_key_path)
+        routers = [rsvp_router(self.engine, rsvp_key),
+                   meetings_api_router(self.engine, self.config, self._signer, rsvp_key)]
         if self.config.sms.gateway == "twilio":
             from invites.webhooks import twilio_router
 

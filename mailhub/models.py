@@ -321,3 +321,22 @@ class AuthLockout(SQLModel, table=True):
     failures: int = Field(default=0)
     window_start: datetime = Field(default_factory=utcnow)
     locked_until: datetime | None = Field(default=None)
+
+
+# ---- API tokens (mailhub/tokens.py) ------------------------------------------
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token for the JSON API, issued to one official; the token itself is
+    shown once at creation and only its SHA-256 is stored."""
+
+    __tablename__ = "api_token"
+    id: int | None = Field(default=None, primary_key=True)
+    official_id: int = Field(foreign_key="official.id", index=True)
+    label: str = Field(default="", max_length=255)  # what it is for, e.g. "lịch họp của Văn phòng Sở"
+    # hex SHA-256 of the token: 32 random bytes need no slow, salted hash (nothing to
+    # guess from), and a unique index makes the lookup one probe.
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_used_at: datetime | None = Field(default=None)  # updated at most once a minute
+    expires_at: datetime | None = Field(default=None)  # None: never expires
+    revoked_at: datetime | None = Field(default=None)
