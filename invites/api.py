@@ -5,7 +5,8 @@
   someone else;
 - ``GET /meetings`` — the caller's meetings (an admin's: all), newest first, paged;
 - ``GET /meetings/{id}`` — the meeting and each attendee's email/SMS state and answer;
-- ``POST /meetings/{id}/send`` — issue the invitations (:func:`invites.issue.issue`).
+- ``POST /meetings/{id}/send`` — issue the invitations (:func:`invites.issue.issue`);
+- updates, cancellations and reminders: :mod:`invites.api_changes`.
 
 Every route needs an API token of an official with the secretary or admin role
 (:mod:`mailhub.http.auth`). A secretary acts only on meetings they are the
@@ -82,7 +83,7 @@ class MeetingIn(BaseModel):
         data = self.model_dump(exclude_none=True)
         for key in ("start", "end"):
             if key in data:
-                data[key] = _vietnam_text(data[key])
+                data[key] = vietnam_text(data[key])
         return data
 
 
@@ -151,6 +152,11 @@ class SendOut(BaseModel):
     no_channel: list[str] = Field(description="Names of attendees with neither email nor mobile number")
 
 
+def send_out(meeting_id: int, report) -> SendOut:
+    return SendOut(id=meeting_id, emails=report.emails, sms=report.sms,
+                   refused=[RefusedOut(address=a, reply=r) for a, r in report.refused], no_channel=report.no_channel)
+
+
 # ---- rules and queries (run in a thread) ---------------------------------------------
 
 def may_see(caller: Caller, meeting: Meeting) -> bool:
@@ -200,7 +206,7 @@ def _out(meeting: Meeting, invited: int) -> MeetingOut:
                       created_at=local(meeting.created_at), updated_at=local(meeting.updated_at))
 
 
-def _vietnam_text(value: str) -> str:
+def vietnam_text(value: str) -> str:
     """An ISO 8601 time with an offset (whole minutes) as the meeting file writes it,
     in Vietnam time; anything else unchanged, for the meeting's own checks."""
     try:
@@ -214,20 +220,28 @@ def _vietnam_text(value: str) -> str:
 
 # ---- the router -------------------------------------------------------------------------
 
-def meetings_api_router(engine: Engine, config: Config, signer_getter: Callable[[], Awaitable[DkimSigner]],
-                        rsvp_key: bytes) -> APIRouter:
-    """``signer_getter``: the process's DKIM signer, loaded on first use."""
+def meeting_access(engine: Engine):
+    """The two dependencies every meetings route uses: ``issuer`` (the caller, who
+    must have the secretary or admin role) and ``acting_on`` (the meeting in the
+    path, if the caller may act on it, else 404)."""
     issuer = ApiAuth(engine).requiring(*sorted(ISSUING_ROLES))
-    router = APIRouter(prefix="/api/v1", tags=["meetings"], route_class=ApiRoute,
-                       responses=error_responses(401, 403, 422, 503))
-    sending: WeakValueDictionary[int, asyncio.Lock] = WeakValueDictionary()
 
     async def acting_on(meeting_id: MeetingId, caller: Caller = Depends(issuer)) -> Meeting:
-        """The meeting ``meeting_id`` if the caller may act on it, else 404."""
         meeting = await asyncio.to_thread(load_meeting, engine, caller, meeting_id)
         if meeting is None:
             raise ApiError(404, f"Không có cuộc họp {meeting_id}.", f"No meeting {meeting_id}.")
         return meeting
+
+    return issuer, acting_on
+
+
+def meetings_api_router(engine: Engine, config: Config, signer_getter: Callable[[], Awaitable[DkimSigner]],
+                        rsvp_key: bytes) -> APIRouter:
+    """``signer_getter``: the process's DKIM signer, loaded on first use."""
+    issuer, acting_on = meeting_access(engine)
+    router = APIRouter(prefix="/api/v1", tags=["meetings"], route_class=ApiRoute,
+                       responses=error_responses(401, 403, 422, 503))
+    sending: WeakValueDictionary[int, asyncio.Lock] = WeakValueDictionary()
 
     @router.post("/meetings", status_code=201, response_model=CreatedOut, summary="Create a meeting (draft)")
     async def create(body: MeetingIn, response: Response, caller: Caller = Depends(issuer)) -> CreatedOut:
@@ -278,8 +292,6 @@ def meetings_api_router(engine: Engine, config: Config, signer_getter: Callable[
                                errors=[Problem(field="", message=line) for line in str(exc).splitlines()]) from None
         log.info("API: %s sent meeting %d: %d email(s), %d SMS, %d refused", caller.email, meeting.id,
                  report.emails, report.sms, len(report.refused))
-        return SendOut(id=meeting.id, emails=report.emails, sms=report.sms,
-                       refused=[RefusedOut(address=a, reply=r) for a, r in report.refused],
-                       no_channel=report.no_channel)
+        return send_out(meeting.id, report)
 
     return router

@@ -125,6 +125,7 @@ class Mailhub:
 
     async def _start_http(self) -> None:
         from invites.api import meetings_api_router
+        from invites.api_changes import meeting_changes_router
         from invites.rsvp import ensure_key
         from invites.rsvp_pages import rsvp_router
         from mailhub.http import HttpService, create_app
@@ -135,7 +136,8 @@ class Mailhub:
             sock = bind_socket(address.host, address.port)
         rsvp_key = await asyncio.to_thread(ensure_key, self.config.rsvp_key_path)
         routers = [rsvp_router(self.engine, rsvp_key),
-                   meetings_api_router(self.engine, self.config, self._signer, rsvp_key)]
+                   meetings_api_router(self.engine, self.config, self._signer, rsvp_key),
+                   meeting_changes_router(self.engine, self.config, self._signer, rsvp_key)]
         if self.config.sms.gateway == "twilio":
             from invites.webhooks import twilio_router
 

@@ -275,8 +275,9 @@ def test_the_openapi_schema_documents_the_api(api):
     assert status == 200
     paths = schema["paths"]
     assert set(paths["/api/v1/meetings"]) == {"get", "post"}
-    assert set(paths["/api/v1/meetings/{meeting_id}"]) == {"get"}
-    assert set(paths["/api/v1/meetings/{meeting_id}/send"]) == {"post"}
+    assert set(paths["/api/v1/meetings/{meeting_id}"]) == {"get", "patch"}
+    for action in ("send", "cancel", "remind"):
+        assert set(paths[f"/api/v1/meetings/{{meeting_id}}/{action}"]) == {"post"}
     assert schema["components"]["securitySchemes"]["ApiToken"] == {
         "type": "http", "scheme": "bearer",
         "description": "An API token from `mailhub token create EMAIL`: `Authorization: Bearer mh_...`"}
@@ -285,6 +286,35 @@ def test_the_openapi_schema_documents_the_api(api):
     for code in ("401", "403", "422"):
         assert create["responses"][code]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
     assert "404" in paths["/api/v1/meetings/{meeting_id}/send"]["post"]["responses"]
+
+
+def test_update_remind_withdraw_and_cancel(api):
+    mid = _created(api)
+    assert api("POST", f"/api/v1/meetings/{mid}/send")[0] == 200
+    status, _, body = api("PATCH", f"/api/v1/meetings/{mid}", {"start": "2026-12-04T02:00:00Z"})
+    assert status == 200, body
+    assert (body["sequence"], body["changed"], body["answers_reset"]) == (1, ["start", "end"], True)
+    assert (body["emails"], body["sms"]) == (2, 2)  # an@ and binh@ by email; an@ and Bà Cúc by SMS
+    status, _, shown = api("GET", f"/api/v1/meetings/{mid}")
+    assert shown["start"] == "2026-12-04T09:00:00+07:00" and shown["sequence"] == 1
+    status, _, body = api("PATCH", f"/api/v1/meetings/{mid}", {"add_attendees": ["nobody@hcm.gov.vn"]})
+    assert status == 422 and body["errors"] == [
+        {"field": "add_attendees[0]", "message": "nobody@hcm.gov.vn is not an official in the directory"}]
+    status, _, body = api("PATCH", f"/api/v1/meetings/{mid}", {"start": "tomorrow"})
+    assert status == 422 and body["errors"][0]["field"] == "start"
+    assert api("PATCH", f"/api/v1/meetings/{mid}", {"title": "X"}, who=SECRETARY_B)[0] == 404
+    status, _, body = api("POST", f"/api/v1/meetings/{mid}/remind", {"to": "all"})
+    assert (status, body) == (202, {"id": mid, "to": "all"})
+    status, _, body = api("POST", f"/api/v1/meetings/{mid}/cancel", {"attendees": ["binh@hcm.gov.vn"]})
+    assert (status, body["emails"], body["sms"]) == (200, 1, 0)
+    status, _, body = api("POST", f"/api/v1/meetings/{mid}/cancel")
+    assert (status, body["emails"]) == (200, 1)  # an@ only: binh@ was withdrawn already
+    status, _, shown = api("GET", f"/api/v1/meetings/{mid}")
+    assert (shown["status"], shown["sequence"]) == ("cancelled", 2)
+    for method, path, body in (("PATCH", "", {"title": "X"}), ("POST", "/cancel", None),
+                               ("POST", "/remind", None), ("POST", "/send", None)):
+        status, _, answer = api(method, f"/api/v1/meetings/{mid}{path}", body)
+        assert status == 409 and answer["message"]["en"].startswith("The meeting is cancelled"), path
 
 
 # ---- mailhub token ---------------------------------------------------------------------------------
