@@ -24,11 +24,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import itertools
 import re
 from datetime import datetime
 from email.utils import format_datetime
+
+from markupsafe import escape
 
 from invites.ical import (
     VIETNAM,
@@ -78,10 +81,8 @@ def build_invitation(meeting: MeetingInfo, attendee: AttendeeInfo, method: str, 
     calendar = build_calendar(meeting, [attendee], method, now=now)  # checks meeting and attendee
     mid = _checked(meeting, attendee, locale, message_id, rsvp_url)
     kind = _kind(meeting, method)
-    values = _values(meeting, attendee, kind, rsvp_url, locale)
-    template = TEMPLATES[method]
-    text = environment().get_template(template + ".txt.j2").render(values)
-    html = environment().get_template(template + ".html.j2").render(values)
+    text, html = _personal(_rendered(meeting, kind, locale, TEMPLATES[method], bool(one_line(attendee.name)),
+                                     _wants_link(kind, rsvp_url)), attendee, rsvp_url)
     calendar_b64 = _base64(calendar)
     alternative = [
         b"Content-Type: text/plain; charset=utf-8\r\n" + _qp(text),
@@ -110,11 +111,10 @@ def build_reminder(meeting: MeetingInfo, attendee: AttendeeInfo, kind: str, *, r
     if kind not in REMINDER_KINDS:
         raise ValueError(f"kind must be one of {REMINDER_KINDS}, got {kind!r}")
     mid = _checked(meeting, attendee, locale, message_id, rsvp_url)
-    values = _values(meeting, attendee, kind, rsvp_url, locale)
-    parts = [b"Content-Type: text/plain; charset=utf-8\r\n"
-             + _qp(environment().get_template("invites/reminder.txt.j2").render(values)),
-             b"Content-Type: text/html; charset=utf-8\r\n"
-             + _qp(environment().get_template("invites/reminder.html.j2").render(values))]
+    text, html = _personal(_rendered(meeting, kind, locale, "invites/reminder", bool(one_line(attendee.name)),
+                                     _wants_link(kind, rsvp_url)), attendee, rsvp_url)
+    parts = [b"Content-Type: text/plain; charset=utf-8\r\n" + _qp(text),
+             b"Content-Type: text/html; charset=utf-8\r\n" + _qp(html)]
     return _message(meeting, attendee, kind, locale, now, mid, "alternative", _boundary(mid + "/alt", parts), parts)
 
 
@@ -155,15 +155,47 @@ def _kind(meeting: MeetingInfo, method: str) -> str:
     return "update" if meeting.sequence > 0 else "invite"
 
 
-def _values(meeting: MeetingInfo, attendee: AttendeeInfo, kind: str, rsvp_url: str | None,
+# What differs between two attendees' copies of one message: the templates are rendered
+# once per meeting with these in the attendee's name and RSVP link, and each copy gets
+# its own by replacement (a meeting of 10,000 is not rendered 10,000 times). NUL cannot
+# come out of one_line() or _URL, so these occur only where the templates put them.
+_NAME = "\x00name\x00"
+_LINK = "\x00link\x00"
+
+
+def _wants_link(kind: str, rsvp_url: str | None) -> bool:
+    return rsvp_url is not None and kind not in ("cancel", "uninvite")
+
+
+@functools.lru_cache(maxsize=32)
+def _rendered(meeting: MeetingInfo, kind: str, locale: str, template: str, named: bool,
+              linked: bool) -> tuple[str, str]:
+    """``template``'s text and HTML for ``meeting``, with :data:`_NAME` and
+    :data:`_LINK` (when ``named`` and ``linked``) where the attendee's name and link go."""
+    values = _values(meeting, _NAME if named else "", kind, _LINK if linked else None, locale)
+    return (environment().get_template(template + ".txt.j2").render(values),
+            environment().get_template(template + ".html.j2").render(values))
+
+
+def _personal(rendered: tuple[str, str], attendee: AttendeeInfo, rsvp_url: str | None) -> tuple[str, str]:
+    """One attendee's text and HTML from :func:`_rendered`'s, escaped as the templates
+    escape (autoescape for HTML, nothing for text)."""
+    text, html = rendered
+    name, link = one_line(attendee.name), rsvp_url or ""
+    return (text.replace(_NAME, name).replace(_LINK, link),
+            html.replace(_NAME, str(escape(name))).replace(_LINK, str(escape(link))))
+
+
+def _values(meeting: MeetingInfo, attendee_name: str, kind: str, rsvp_url: str | None,
             locale: str) -> dict[str, object]:
-    """The templates' variables, each text cleaned to one line (the agenda to lines)."""
+    """The templates' variables, each text cleaned to one line (the agenda to lines);
+    ``attendee_name`` is cleaned already, or a placeholder."""
     return {
         "locale": locale, "kind": kind, "title": one_line(meeting.title, 500), "start": meeting.start, "end": meeting.end,
         "location": one_line(meeting.location, 500), "chair": one_line(meeting.chair_name),
         "unit": one_line(meeting.unit_name), "organizer": one_line(meeting.organizer_name),
-        "organizer_email": check_address(meeting.organizer_email), "attendee": one_line(attendee.name),
-        "agenda": lines(meeting.agenda), "rsvp_url": None if kind in ("cancel", "uninvite") else rsvp_url,
+        "organizer_email": check_address(meeting.organizer_email), "attendee": attendee_name,
+        "agenda": lines(meeting.agenda), "rsvp_url": rsvp_url if _wants_link(kind, rsvp_url) else None,
     }
 
 

@@ -20,18 +20,19 @@ meeting of 10,000 shows progress and a crash loses at most the chunk in hand.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from typing import Callable, Sequence
 
-from sqlalchemy import insert, update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.engine import Engine
 
 from invites.ical import AttendeeInfo, MeetingInfo
 from invites.rsvp import rsvp_url
-from invites.smstext import encoding_of, prepare_sms, shorten_to_fit
+from invites.smstext import encoding_of, fit_variable, prepare_sms
 from invites.spec import VIETNAM
 from mailhub.config import Config
 from mailhub.db import write_transaction
@@ -111,6 +112,7 @@ class Outbound:
         self.stages = {stage: [(n, p) for n, p in build_stage(config.policies, stage) if n not in SKIPPED_RULES]
                        for stage in ("mail", "rcpt", "data")}
         self.domain = signing_domain(meeting.secretary_email.rpartition("@")[2], signer.domains)
+        self._sms_titles: dict[tuple, str] = {}  # see sms_text
 
     def send(self, people: Sequence[MeetingAttendee], *, email: EmailBuilder | None, sms: SmsWording | None,
              track: bool = True, ledger: bool = True,
@@ -199,16 +201,22 @@ class Outbound:
         report.sms += 1
 
     def sms_text(self, wording: SmsWording, link: str) -> str:
-        """The SMS for one attendee, shortened (the title) to stay in one SMS where it can."""
+        """The SMS for one attendee, shortened (the title) to stay in one SMS where it can.
+
+        The links of one meeting differ only in their tokens, so the title's cut is
+        found once per wording and link size (its length and SMS units), not per attendee."""
         info, unicode = self.info, self.config.invites.sms_unicode
+        link = link if wording.with_link else ""
         fixed = wording.template.format(title="{title}", when=info.start.astimezone(VIETNAM).strftime("%H:%M %d/%m/%Y"),
-                                        where=info.location or info.unit_name, link=link if wording.with_link else "")
+                                        where=info.location or info.unit_name, link=link)
         fixed, _ = prepare_sms(fixed, unicode=unicode)
-        title, _ = prepare_sms(info.title, unicode=unicode)
-        try:
-            return shorten_to_fit(fixed, title, segments=1)
-        except ValueError:  # even "..." does not fit one SMS (a very long place name): send two
-            return fixed.replace("{title}", title)
+        key = (wording, len(link), encoding_of(link))
+        if (title := self._sms_titles.get(key)) is None:
+            title, _ = prepare_sms(info.title, unicode=unicode)
+            with contextlib.suppress(ValueError):  # even "..." does not fit one SMS (a very long place name): send two
+                title = fit_variable(fixed, title, segments=1)
+            self._sms_titles[key] = title
+        return fixed.replace("{title}", title)
 
 
 class _Rows:
@@ -227,6 +235,20 @@ class _Rows:
                                 (UsageEvent, self.events), (SmsMessage, self.sms)):
                 if rows:
                     conn.execute(insert(table.__table__), rows)
-            for attendee_id, values in self.states:
-                conn.execute(update(MeetingAttendee.__table__)
-                             .where(MeetingAttendee.__table__.c.id == attendee_id).values(**values))
+            for statement, rows in _state_updates(self.states):
+                conn.execute(statement, rows)
+
+
+def _state_updates(states: list[tuple[int, dict]]) -> list[tuple[object, list[dict]]]:
+    """The attendees' new channel states as a few executemany UPDATEs: one attendee's
+    changes merged (email, then SMS), attendees grouped by the columns they change."""
+    merged: dict[int, dict] = {}
+    for attendee_id, values in states:
+        merged.setdefault(attendee_id, {}).update(values)
+    groups: dict[tuple[str, ...], list[dict]] = {}
+    for attendee_id, values in merged.items():
+        groups.setdefault(tuple(sorted(values)), []).append(
+            {"b_id": attendee_id, **{"b_" + k: v for k, v in values.items()}})
+    table = MeetingAttendee.__table__
+    return [(update(table).where(table.c.id == bindparam("b_id")).values({k: bindparam("b_" + k) for k in columns}),
+             rows) for columns, rows in groups.items()]

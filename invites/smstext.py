@@ -129,17 +129,22 @@ def shorten_to_fit(fixed: str, variable: str, placeholder: str = "{title}",
     one, and gets "...". Raises ValueError if ``placeholder`` is not in
     ``fixed`` or if ``fixed`` does not fit even with "..." alone.
     """
+    return fixed.replace(placeholder, fit_variable(fixed, variable, placeholder, segments))
+
+
+def fit_variable(fixed: str, variable: str, placeholder: str = "{title}", segments: int = 1) -> str:
+    """What :func:`shorten_to_fit` puts in place of ``placeholder``: ``variable``,
+    or its cut form ending in "...". Same errors."""
     if placeholder not in fixed:
         raise ValueError(f"placeholder {placeholder!r} not in the fixed text")
-    full = fixed.replace(placeholder, variable)
-    if encoding_of(full).segments <= segments:
-        return full
+    if encoding_of(fixed.replace(placeholder, variable)).segments <= segments:
+        return variable
     for keep in range(len(variable) - 1, -1, -1):
         head = variable[:keep]
         if not variable[keep].isspace() and not head[-1:].isspace() and " " in head:
             head = head.rsplit(" ", 1)[0]  # do not end on half a word
-        candidate = fixed.replace(placeholder, head.rstrip() + ELLIPSIS)
-        if encoding_of(candidate).segments <= segments:
+        candidate = head.rstrip() + ELLIPSIS
+        if encoding_of(fixed.replace(placeholder, candidate)).segments <= segments:
             return candidate
     needed = encoding_of(fixed.replace(placeholder, ELLIPSIS)).segments
     raise ValueError(f"the fixed text alone needs {needed} SMS, more than {segments}")

@@ -239,6 +239,31 @@ def test_no_rsvp_link_when_none():
     assert event_of(invite(rsvp_url=None))["ATTENDEE"].params["RSVP"] == "TRUE"  # the buttons stay
 
 
+@pytest.mark.parametrize("kind", ["REQUEST", "CANCEL", "reminder", "unanswered"])
+@pytest.mark.parametrize("name", ["Trần Thị Bình", "", 'A <b>&amp; "Q" \'x\'', "Đỗ {{ title }} %s \\1"])
+@pytest.mark.parametrize("link", [RSVP, "https://x.vn/r/a&b<c>", None])
+def test_each_copy_reads_as_if_rendered_for_its_attendee_alone(kind, name, link):
+    """A meeting's bodies are rendered once and personalised per attendee (bench/invites.py):
+    each copy's text and HTML must be exactly what the templates give for that attendee."""
+    from invites.imip import TEMPLATES, _kind, _values, build_reminder
+    from invites.ical import one_line
+    from mailhub.templating import environment
+
+    attendee = AttendeeInfo("an@hcm.gov.vn", name)
+    meeting = CANCELLED if kind == "CANCEL" else MEETING
+    for first in (AttendeeInfo("z@hcm.gov.vn", "Other"), attendee):  # the cache is warm for someone else
+        if kind in TEMPLATES:
+            data = build_invitation(meeting, first, kind, rsvp_url=link, now=NOW, message_id="<m@x.vn>")
+        else:
+            data = build_reminder(meeting, first, kind, rsvp_url=link, now=NOW, message_id="<m@x.vn>")
+    template = TEMPLATES.get(kind, "invites/reminder")
+    values = _values(meeting, one_line(name), _kind(meeting, kind) if kind in TEMPLATES else kind, link, "vi")
+    msg = parse(data)
+    for subtype, suffix in (("plain", ".txt.j2"), ("html", ".html.j2")):
+        expected = environment().get_template(template + suffix).render(values)
+        assert msg.get_body((subtype,)).get_content().replace("\r\n", "\n") == expected.replace("\r\n", "\n")
+
+
 @pytest.mark.parametrize("change", [
     {"meeting": replace(MEETING, start=datetime(2026, 3, 4, 9, 0))},  # naive
     {"meeting": replace(MEETING, end=MEETING.start)},
