@@ -26,8 +26,8 @@ from sqlalchemy import select as select_
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from invites.imip import build_invitation
-from invites.issue import issue, request_builder
+from invites.letters import CANCEL, REQUEST
+from invites.issue import issue
 from invites.outbound import Outbound, SendReport, SmsWording
 from invites.reminders import schedule
 from invites.spec import MeetingChanges
@@ -106,7 +106,7 @@ def update_meeting(engine: Engine, config: Config, signer: DkimSigner, rsvp_key:
             reached = _reached(session, meeting_id)
         if changed:
             outbound = Outbound(engine, config, signer, rsvp_key, meeting, now)
-            result.report = outbound.send(reached, email=request_builder(outbound),
+            result.report = outbound.send(reached, email=REQUEST,
                                           sms=UPDATE_SMS if moved else None, progress=progress)
         if added:
             result.report.add(issue(engine, config, signer, rsvp_key, meeting_id, now=now, progress=progress))
@@ -173,11 +173,7 @@ def _send_cancel(engine: Engine, config: Config, signer: DkimSigner, rsvp_key: b
         people = session.exec(select(MeetingAttendee).where(MeetingAttendee.id.in_([p.id for p in people]))
                               .order_by(MeetingAttendee.id)).all()
     outbound = Outbound(engine, config, signer, rsvp_key, meeting, now)
-
-    def email(attendee, link, message_id):
-        return build_invitation(outbound.info, attendee, "CANCEL", rsvp_url=None, now=now, message_id=message_id)
-
-    report = outbound.send([p for p in people if _went_out(p.email_state)], email=email, sms=None, progress=progress)
+    report = outbound.send([p for p in people if _went_out(p.email_state)], email=CANCEL, sms=None, progress=progress)
     report.add(outbound.send([p for p in people if _went_out(p.sms_state)], email=None, sms=wording))
     return report
 

@@ -18,7 +18,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from invites.imip import build_invitation
+from invites.letters import REQUEST
 from invites.reminders import schedule
 from invites.outbound import Outbound, SendReport, SmsWording, meeting_info
 from mailhub.config import Config
@@ -27,16 +27,12 @@ from mailhub.errors import InputError
 from mailhub.models import ChannelState, Meeting, MeetingAttendee, MeetingStatus, utcnow
 from mailhub.signing import DkimSigner
 
-__all__ = ["INVITATION_SMS", "IssueReport", "issue", "meeting_info", "request_builder"]
+__all__ = ["INVITATION_SMS", "IssueReport", "issue", "meeting_info"]
 
 IssueReport = SendReport
 INVITATION_SMS = SmsWording("Giấy mời họp: {title}. Lúc {when}, tại {where}. Xác nhận: {link}")
 
 
-def request_builder(outbound: Outbound):
-    """The REQUEST email (an invitation, or an update when SEQUENCE > 0) for one attendee."""
-    return lambda attendee, link, message_id: build_invitation(outbound.info, attendee, "REQUEST", rsvp_url=link,
-                                                               now=outbound.now, message_id=message_id)
 
 
 def issue(engine: Engine, config: Config, signer: DkimSigner, rsvp_key: bytes, meeting_id: int, *,
@@ -55,7 +51,7 @@ def issue(engine: Engine, config: Config, signer: DkimSigner, rsvp_key: bytes, m
             MeetingAttendee.email_state == ChannelState.NONE.value,
             MeetingAttendee.sms_state == ChannelState.NONE.value).order_by(MeetingAttendee.id)).all()
     outbound = Outbound(engine, config, signer, rsvp_key, meeting, now)
-    report = outbound.send(people, email=request_builder(outbound), sms=INVITATION_SMS, progress=progress)
+    report = outbound.send(people, email=REQUEST, sms=INVITATION_SMS, progress=progress)
     _mark_sent(engine, config, meeting, now)
     return report
 

@@ -2,8 +2,8 @@
 the relay's rules, DKIM, the mail queue) and SMS (the SMS queue).
 
 Every outbound step of invites — the invitation, an update, a cancellation, a
-reminder — is one :meth:`Outbound.send` with a different email builder and SMS
-wording. Each email is a message from the secretary and goes through the
+reminder — is one :meth:`Outbound.send` with a different email
+(:class:`invites.letters.Letter`) and SMS wording. Each email is a message from the secretary and goes through the
 relay's own rules, as if the secretary had submitted it: the configured MAIL,
 RCPT and DATA policies (sender's domain and ownership, recipients, external
 recipients, size, From, impersonation, classification — a title marked MẬT is
@@ -17,44 +17,37 @@ by itself, do not (``ledger=False``).
 
 Work is written in chunks of :data:`CHUNK` attendees, one transaction each, so a
 meeting of 10,000 shows progress and a crash loses at most the chunk in hand.
+The emails of a large send are made by worker processes (:mod:`invites.workers`).
 """
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.parser import BytesHeaderParser
-from email.policy import compat32
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from sqlalchemy import bindparam, insert, update
 from sqlalchemy.engine import Engine
 
-from invites.ical import AttendeeInfo, MeetingInfo
+from invites.ical import MeetingInfo
+from invites.letters import EmailFactory, Letter, LetterJob, Outcome
 from invites.rsvp import rsvp_url
-from invites.smstext import encoding_of, fit_variable, prepare_sms
+from invites.smstext import SmsEncoding, encoding_of, fit_variable, prepare_sms
 from invites.spec import VIETNAM
+from invites.workers import outcomes
 from mailhub.config import Config
 from mailhub.db import write_transaction
 from mailhub.directory import load_sender
 from mailhub.dkimkeys import signing_domain
 from mailhub.errors import InputError
-from mailhub.ledger import refused_event
 from mailhub.models import (ChannelState, Meeting, MeetingAttendee, MeetingStatus, MessageKind, QueuedMessage,
                             QueueRecipient, RecipientState, SmsMessage, Unit, UsageEvent, UsageKind)
 from mailhub.phones import PhoneError, is_mobile
 from mailhub.queue import new_queue_id
 from mailhub.signing import DkimSigner
 from policies.addresses import is_official
-from policies.context import PolicyContext
-from policies.registry import build_stage
-from policies.runner import evaluate
 
 CHUNK = 500
-SKIPPED_RULES = {"rate_limit"}
-
-# The whole email for one attendee: (attendee, RSVP link or None, Message-ID) -> bytes.
-EmailBuilder = Callable[[AttendeeInfo, "str | None", str], bytes]
 
 
 @dataclass
@@ -109,51 +102,62 @@ class Outbound:
         with engine.connect() as conn:
             unit = conn.execute(Unit.__table__.select().where(Unit.__table__.c.code == meeting.unit_code)).first()
         self.info = meeting_info(meeting, self.sender.full_name, unit.name if unit else meeting.unit_code)
-        self.stages = {stage: [(n, p) for n, p in build_stage(config.policies, stage) if n not in SKIPPED_RULES]
-                       for stage in ("mail", "rcpt", "data")}
         self.domain = signing_domain(meeting.secretary_email.rpartition("@")[2], signer.domains)
-        self._sms_titles: dict[tuple, str] = {}  # see sms_text
+        self._sms_shapes: dict[tuple, tuple] = {}  # see sms()
 
-    def send(self, people: Sequence[MeetingAttendee], *, email: EmailBuilder | None, sms: SmsWording | None,
+    def send(self, people: Sequence[MeetingAttendee], *, email: Letter | None, sms: SmsWording | None,
              track: bool = True, ledger: bool = True,
              progress: Callable[[int, int], None] = lambda done, total: None) -> SendReport:
         """Queue ``email`` and ``sms`` for each of ``people`` (``None``: not on that
         channel). ``track``: the attendee's channel states follow these messages
         (invitations, updates, cancellations), not so for reminders."""
         report = SendReport()
+        links = {p.id: rsvp_url(self.config.invites.public_url, self.rsvp_key, p.id) for p in people}
+        jobs = [self._job(person, links[person.id]) for person in people if email is not None and person.email]
+        factory = EmailFactory(self.config, self.sender, self.info, self.domain, self.now, email, self.signer)
+        with contextlib.closing(outcomes(factory, jobs, self.config.invites.build_processes)) as made:
+            self._send(people, zip(jobs, made) if email is not None else None, sms, links, track, ledger,
+                       report, progress)
+        return report
+
+    def _send(self, people: Sequence[MeetingAttendee], made: Iterator[tuple[LetterJob, Outcome]] | None,
+              sms: SmsWording | None, links: dict[int, str], track: bool, ledger: bool, report: SendReport,
+              progress: Callable[[int, int], None]) -> None:
         for start in range(0, len(people), CHUNK):
             rows = _Rows()
             for person in people[start:start + CHUNK]:
-                link = rsvp_url(self.config.invites.public_url, self.rsvp_key, person.id)
                 reachable = False
-                if email is not None and person.email:
-                    self._email(rows, email, person, link, track, ledger, report)
+                if made is not None and person.email:
+                    self._email(rows, *next(made), person, track, ledger, report)
                     reachable = True
                 if sms is not None and is_mobile_number(person.phone):
-                    self._sms(rows, sms, person, link, track, report)
+                    self._sms(rows, sms, person, links[person.id], track, report)
                     reachable = True
                 if not reachable and not person.email:
                     report.no_channel.append(person.name)
             rows.write(self.engine)
             progress(min(start + CHUNK, len(people)), len(people))
-        return report
 
-    def _email(self, rows: _Rows, build: EmailBuilder, person: MeetingAttendee, link: str, track: bool,
+    def _job(self, person: MeetingAttendee, link: str) -> LetterJob:
+        queue_id = new_queue_id()
+        return LetterJob(queue_id, f"{queue_id}@{self.domain or 'invites'}", person.email, person.name,
+                         person.partstat, link)
+
+    def _email(self, rows: _Rows, job: LetterJob, outcome: Outcome, person: MeetingAttendee, track: bool,
                ledger: bool, report: SendReport) -> None:
-        queue_id, sender, now = new_queue_id(), self.sender, self.now
-        message_id = f"{queue_id}@{self.domain or 'invites'}"
-        data = build(AttendeeInfo(person.email, person.name, person.partstat), link, message_id)
-        if reply := self._refusal(person.email, data, rows if ledger else None):
-            report.refused.append((person.email, reply))
+        queue_id, sender, now, data = job.queue_id, self.sender, self.now, outcome.data
+        if data is None:
+            report.refused.append((person.email, outcome.reply))
+            if ledger:  # a refusal is in the ledger like any other
+                rows.events.append(outcome.refused_event)
             if track:
                 rows.states.append((person.id, dict(email_state=ChannelState.FAILED.value,
-                                                    email_reason=reply[:1000])))
+                                                    email_reason=outcome.reply[:1000])))
             return
-        if self.domain is not None:
-            data = self.signer.sign(data, self.domain)
         rows.messages.append(dict(id=queue_id, mail_from=self.info.organizer_email,
                                   kind=MessageKind.INVITE_EMAIL.value, official_email=sender.login,
-                                  message_id_header=f"<{message_id}>", size=len(data), data=data, created_at=now))
+                                  message_id_header=f"<{job.message_id}>", size=len(data), data=data,
+                                  created_at=now))
         rows.recipients.append(dict(message_id=queue_id, rcpt=person.email, state=RecipientState.QUEUED.value,
                                     attempts=0, next_attempt_at=now, lease_until=None, last_reply="",
                                     updated_at=now, notified=""))
@@ -168,30 +172,10 @@ class Outbound:
                                                 email_queue_id=queue_id)))
         report.emails += 1
 
-    def _refusal(self, rcpt: str, data: bytes, rows: _Rows | None) -> str | None:
-        """The reply of the first rule that refuses this email, or ``None``; a refusal
-        is written to the ledger (``rows``) like any other."""
-        head = data.split(b"\r\n\r\n", 1)[0] + b"\r\n"
-        base = dict(sender=self.sender, client_ip="invites", mail_from=self.info.organizer_email,
-                    settings=self.config.policy_settings)
-        for ctx in (PolicyContext(stage="mail", **base),
-                    PolicyContext(stage="rcpt", rcpt=rcpt, **base),
-                    PolicyContext(stage="data", rcpt_tos=(rcpt,), size=len(data),
-                                  headers=BytesHeaderParser(policy=compat32).parsebytes(head), **base)):
-            verdict = evaluate(self.stages[ctx.stage], ctx)
-            if verdict.refused:
-                reply = verdict.smtp_reply()
-                if rows is not None:
-                    rows.events.append(refused_event(official_email=self.sender.login, unit_code=self.sender.unit,
-                                                     policy=verdict.policy or "unknown", reason=reply,
-                                                     client_ip="invites"))
-                return reply
-        return None
-
     def _sms(self, rows: _Rows, wording: SmsWording, person: MeetingAttendee, link: str, track: bool,
              report: SendReport) -> None:
-        text = self.sms_text(wording, link)
-        encoding, now = encoding_of(text), self.now
+        text, encoding = self.sms(wording, link)
+        now = self.now
         rows.sms.append(dict(attendee_id=person.id if track else None, to=person.phone, text=text,
                              encoding=encoding.name, segments=encoding.segments, gateway="", gateway_id="",
                              state=ChannelState.QUEUED.value, attempts=0, next_attempt_at=now, lease_until=None,
@@ -200,23 +184,31 @@ class Outbound:
             rows.states.append((person.id, dict(sms_state=ChannelState.QUEUED.value, sms_reason="")))
         report.sms += 1
 
-    def sms_text(self, wording: SmsWording, link: str) -> str:
-        """The SMS for one attendee, shortened (the title) to stay in one SMS where it can.
+    def sms(self, wording: SmsWording, link: str) -> tuple[str, SmsEncoding]:
+        """The SMS for one attendee and its encoding, the title shortened to stay in one
+        SMS where it can.
 
-        The links of one meeting differ only in their tokens, so the title's cut is
-        found once per wording and link size (its length and SMS units), not per attendee."""
-        info, unicode = self.info, self.config.invites.sms_unicode
+        The links of one meeting differ only in their tokens: the text is prepared and
+        the title's cut found once per wording and link size (its length and SMS
+        units), and each attendee's link put in its place."""
         link = link if wording.with_link else ""
-        fixed = wording.template.format(title="{title}", when=info.start.astimezone(VIETNAM).strftime("%H:%M %d/%m/%Y"),
-                                        where=info.location or info.unit_name, link=link)
-        fixed, _ = prepare_sms(fixed, unicode=unicode)
         key = (wording, len(link), encoding_of(link))
-        if (title := self._sms_titles.get(key)) is None:
-            title, _ = prepare_sms(info.title, unicode=unicode)
-            with contextlib.suppress(ValueError):  # even "..." does not fit one SMS (a very long place name): send two
-                title = fit_variable(fixed, title, segments=1)
-            self._sms_titles[key] = title
-        return fixed.replace("{title}", title)
+        if (shape := self._sms_shapes.get(key)) is None:
+            shape = self._sms_shapes[key] = self._sms_shape(wording, link)
+        prepared, title, encoding = shape
+        text = prepared.replace("{title}", title).replace("{link}", link)
+        return text, encoding if encoding.segments == 1 else encoding_of(text)
+
+    def _sms_shape(self, wording: SmsWording, link: str) -> tuple[str, str, SmsEncoding]:
+        info, unicode = self.info, self.config.invites.sms_unicode
+        prepared, _ = prepare_sms(wording.template.format(
+            title="{title}", when=info.start.astimezone(VIETNAM).strftime("%H:%M %d/%m/%Y"),
+            where=info.location or info.unit_name, link="{link}"), unicode=unicode)
+        fixed = prepared.replace("{link}", link)
+        title, _ = prepare_sms(info.title, unicode=unicode)
+        with contextlib.suppress(ValueError):  # even "..." does not fit one SMS (a very long place name): send two
+            title = fit_variable(fixed, title, segments=1)
+        return prepared, title, encoding_of(fixed.replace("{title}", title))
 
 
 class _Rows:

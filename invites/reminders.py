@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 from sqlmodel import select as sm_select
 
-from invites.imip import build_reminder
+from invites.letters import Letter
 from invites.outbound import Outbound, SendReport, SmsWording
 from mailhub.config import Config
 from mailhub.db import write_transaction
@@ -127,11 +127,7 @@ def send_reminder(engine: Engine, config: Config, signer: DkimSigner, rsvp_key: 
             log.warning("reminder %d of meeting %d not sent: %s", due.id, due.meeting_id, exc)
             people = None
     if people is not None:
-        kind = "reminder" if due.kind == "all" else "unanswered"
-
-        def email(attendee, link, message_id):
-            return build_reminder(outbound.info, attendee, kind, rsvp_url=link, now=now, message_id=message_id)
-
+        email = Letter("reminder" if due.kind == "all" else "unanswered")
         report = outbound.send([p for p in people if p.email_state not in _UNREACHED], email=email, sms=None,
                                track=False, ledger=False)
         report.add(outbound.send([p for p in people if p.sms_state not in _UNREACHED], email=None,

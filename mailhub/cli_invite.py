@@ -53,8 +53,14 @@ def _mapping(file: Path | None, read, flags: dict[str, Any]) -> tuple[dict[str, 
 
 
 def _send_progress(label: str):
+    """A progress bar redrawn by :func:`_advance` only: without rich's refresh thread the
+    command stays one thread, so a large send's workers can be forked (invites.workers)."""
     columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    return Progress(*columns, console=Console(stderr=True), transient=True)
+    return Progress(*columns, console=Console(stderr=True), transient=True, auto_refresh=False)
+
+
+def _advance(progress: Progress, task):
+    return lambda done, total: progress.update(task, completed=done, total=total, refresh=True)
 
 
 def _tools(state):
@@ -103,7 +109,7 @@ def send(ctx: typer.Context, meeting_id: int = typer.Argument(..., help="The mee
     with _send_progress("gửi giấy mời / sending") as progress:
         task = progress.add_task("send", total=None)
         report = issue(engine, config, signer, key, meeting_id,
-                       progress=lambda done, total: progress.update(task, completed=done, total=total))
+                       progress=_advance(progress, task))
     typer.echo(f"meeting {meeting_id}: {report.emails} email(s) and {report.sms} SMS queued")
     _print_report(report)
 
@@ -129,7 +135,7 @@ def update_(ctx: typer.Context, meeting_id: int = typer.Argument(..., help="The 
     with _send_progress("gửi cập nhật / sending the update") as progress:
         task = progress.add_task("update", total=None)
         updated = update_meeting(engine, config, signer, key, meeting_id, changes,
-                                 progress=lambda done, total: progress.update(task, completed=done, total=total))
+                                 progress=_advance(progress, task))
     what = ", ".join(updated.changed) or "nothing"
     typer.echo(f"meeting {meeting_id}: changed {what}; {updated.added} person(s) added; sequence {updated.sequence}")
     if updated.answers_reset:
@@ -154,7 +160,7 @@ def cancel(ctx: typer.Context, meeting_id: int = typer.Argument(..., help="The m
         with _send_progress("gửi thông báo hủy / cancelling") as progress:
             task = progress.add_task("cancel", total=None)
             report = cancel_meeting(engine, config, signer, key, meeting_id,
-                                    progress=lambda done, total: progress.update(task, completed=done, total=total))
+                                    progress=_advance(progress, task))
         typer.echo(f"meeting {meeting_id} cancelled")
     typer.echo(f"{report.emails} email(s) and {report.sms} SMS queued")
     _print_report(report)

@@ -204,6 +204,9 @@ class InvitesConfig:
     sms_unicode: bool = False
     # Who may connect to [listen] replies (the city's mail server), as networks.
     reply_intake_networks: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
+    # Processes that build and sign the emails of a large send (200 or more): 0 is one
+    # per core, 1 builds them in the sending process.
+    build_processes: int = 0
 
 
 @dataclass(frozen=True)
@@ -459,6 +462,9 @@ def _check_invites(invites: InvitesConfig, sms: SmsConfig, src: str) -> None:
     if not invites.public_url.startswith(("http://", "https://")) or any(c.isspace() for c in invites.public_url):
         raise ConfigError(f"{src}: invites.public_url: expected an http:// or https:// address, "
                           f"got {invites.public_url!r}")
+    if not 0 <= invites.build_processes <= 64:
+        raise ConfigError(f"{src}: invites.build_processes: expected 0 (one per core) to 64, "
+                          f"got {invites.build_processes}")
     if sms.gateway == "twilio":
         if not sms.twilio_account_sid or not sms.twilio_auth_token:
             raise ConfigError(f"{src}: sms.twilio_account_sid and sms.twilio_auth_token: required when "

@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 
 from invites.changes import cancel_meeting
 from invites.issue import issue
-from invites.replies import ReplyIntake, calendar_replies, take_in
+from invites.replies import ReplyIntake, calendar_replies
 from invites.spec import spec_from_mapping
 from invites.store import create_meeting
 from mailhub import directory
