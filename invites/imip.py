@@ -135,18 +135,26 @@ def _checked(meeting: MeetingInfo, attendee: AttendeeInfo, locale: str, message_
 
 def _message(meeting: MeetingInfo, attendee: AttendeeInfo, kind: str, locale: str, now: datetime, mid: str,
              subtype: str, boundary: str, parts: list[bytes]) -> bytes:
-    subject = (f"{SUBJECTS[locale, kind]}: {one_line(meeting.title, 500)} — "
-               f"{meeting.start.astimezone(VIETNAM):%d/%m/%Y %H:%M}")
+    sender, subject, date = _shared_fields(meeting, kind, locale, now)
     top = [
-        _mailbox("From", meeting.organizer_email, meeting.organizer_name),
+        sender,
         _mailbox("To", attendee.email, attendee.name),
-        _unstructured("Subject", subject),
-        f"Date: {format_datetime(now)}\r\n",
+        subject,
+        date,
         f"Message-ID: <{mid}>\r\n",
         "MIME-Version: 1.0\r\n",
         f'Content-Type: multipart/{subtype};\r\n boundary="{boundary}"\r\n',
     ]
     return "".join(top).encode("ascii") + b"\r\n" + _multipart(boundary, parts)
+
+
+@functools.lru_cache(maxsize=32)
+def _shared_fields(meeting: MeetingInfo, kind: str, locale: str, now: datetime) -> tuple[str, str, str]:
+    """The From, Subject and Date fields, the same in every attendee's copy."""
+    subject = (f"{SUBJECTS[locale, kind]}: {one_line(meeting.title, 500)} — "
+               f"{meeting.start.astimezone(VIETNAM):%d/%m/%Y %H:%M}")
+    return (_mailbox("From", meeting.organizer_email, meeting.organizer_name), _unstructured("Subject", subject),
+            f"Date: {format_datetime(now)}\r\n")
 
 
 def _kind(meeting: MeetingInfo, method: str) -> str:
