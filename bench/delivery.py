@@ -617,13 +617,13 @@ def steady_rate(progress: list[tuple[float, int]], total: int) -> float | None:
 # =====================================================================================
 # Report
 # =====================================================================================
-def code_digest() -> str:
-    """A short digest of mailhub's Python sources: which code was measured (the tree
-    changes under other people's work; the figures belong to this digest)."""
+def code_digest(packages: tuple[str, ...] = ("mailhub",)) -> str:
+    """A short digest of the Python sources of ``packages``: which code was measured (the
+    tree changes under other people's work; the figures belong to this digest)."""
     import hashlib
 
     h = hashlib.sha256()
-    for path in sorted((REPO / "mailhub").rglob("*.py")):
+    for path in sorted(p for package in packages for p in (REPO / package).rglob("*.py")):
         h.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
     return h.hexdigest()[:12]
 

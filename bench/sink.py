@@ -2,7 +2,7 @@
 
 Run by ``bench/relay.py`` in its own process, so its CPU is not the relay's::
 
-    python bench/sink.py [--impl raw|aiosmtpd] [--port 0]
+    python bench/sink.py [--impl raw|aiosmtpd] [--port 0] [--sample-every N --sample-dir DIR]
 
 It prints ``port N`` on stdout once it listens. Then it reads commands on stdin,
 one per line, and answers each on stdout:
@@ -14,7 +14,9 @@ one per line, and answers each on stdout:
 so the sink takes as little CPU as possible from the relay under test on a small
 machine. ``aiosmtpd`` is a stock aiosmtpd server with a handler that only counts,
 for comparison (it costs roughly ten times more CPU per message).
-Loopback only; nothing is stored.
+Loopback only; nothing is stored, except with ``--sample-every N --sample-dir DIR``
+(raw only): every N-th message is written to ``DIR/<count>.eml`` as it was sent,
+for checks after the run (``bench/invites.py`` verifies their DKIM signatures).
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import argparse
 import asyncio
 import sys
 import time
+from pathlib import Path
 
 COUNT = 0
 
@@ -91,6 +94,20 @@ class RawSink(asyncio.Protocol):
             self.transport.write(b"".join(out))
 
 
+class SamplingSink(RawSink):
+    """A :class:`RawSink` that also keeps every ``every``-th message in ``folder``."""
+
+    every = 0
+    folder = None
+
+    def arrived(self, message: bytes) -> None:
+        super().arrived(message)
+        if self.every and COUNT % self.every == 0:
+            # RFC 5321 §4.5.2: undo the client's dot-stuffing; the file is the message sent.
+            data = message[1:] if message.startswith(b"..") else message
+            (self.folder / f"{COUNT}.eml").write_bytes(data.replace(b"\r\n..", b"\r\n.") + b"\r\n")
+
+
 class CountingHandler:
     async def handle_DATA(self, server, session, envelope):
         global COUNT
@@ -117,7 +134,8 @@ async def _control(stop: asyncio.Event) -> None:
 async def main(impl: str, port: int) -> None:
     loop = asyncio.get_running_loop()
     if impl == "raw":
-        server = await loop.create_server(RawSink, "127.0.0.1", port, backlog=1024)
+        protocol = SamplingSink if SamplingSink.every else RawSink
+        server = await loop.create_server(protocol, "127.0.0.1", port, backlog=1024)
     else:
         from aiosmtpd.smtp import SMTP
 
@@ -138,7 +156,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--impl", choices=("raw", "aiosmtpd"), default="raw")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--sample-every", type=int, default=0, help="keep every N-th message (raw only)")
+    parser.add_argument("--sample-dir", type=Path, help="where --sample-every writes them")
     args = parser.parse_args()
+    if args.sample_every:
+        SamplingSink.every, SamplingSink.folder = args.sample_every, args.sample_dir
+        args.sample_dir.mkdir(parents=True, exist_ok=True)
     try:
         asyncio.run(main(args.impl, args.port))
     except KeyboardInterrupt:
