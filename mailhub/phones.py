@@ -68,8 +68,13 @@ def is_mobile(e164: str) -> bool:
     if it is not an international number at all, and returns False for a
     number ``phonenumbers`` does not know to be valid.
     """
-    try:
-        number = phonenumbers.parse(e164, None)
-    except NumberParseException:
-        raise PhoneError(f"phone number {e164!r} is not in E.164 form") from None
+    if e164.startswith("+84") and 8 <= len(e164) <= 14 and e164[3:].isdigit() and e164[3] != "0":
+        # A Vietnamese number in E.164 is what parse() would read, without its cost (a
+        # meeting of 10,000 asks 10,000 times; the tests compare both ways).
+        number = phonenumbers.PhoneNumber(country_code=84, national_number=int(e164[3:]))
+    else:
+        try:
+            number = phonenumbers.parse(e164, None)
+        except NumberParseException:
+            raise PhoneError(f"phone number {e164!r} is not in E.164 form") from None
     return phonenumbers.number_type(number) in _SMS_TYPES
