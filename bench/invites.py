@@ -269,13 +269,14 @@ def print_report(report: dict) -> None:
           f"{report['database']}, {report['date']}")
     print(f"machine: nproc {m['nproc']}, {m['cpu_model']}, Linux {m['kernel']}, Python {m['python']}")
     print(f"command: {report['command']}")
-    print("| run | queued s | ms/attendee | emails/s | vs 10 s | processes | CPU s (sender + workers) "
+    print("| run | queued s | ms/attendee | emails/s | vs 10 s | processes | CPU s (sender + workers [+ PostgreSQL]) "
           "| build | policies | DKIM | DB writes | other | others' CPU % | steal % | emails delivered s (msg/s) | SMS sent s (SMS/s) | node CPU ms/attendee | checks | code |")
     print("| --- " * 19 + "|")
     for r in report["runs"]:
         q, d, c, s = r["queued"], r.get("delivered", {}), r.get("checks", {}), r["queued"]["split_s"]
+        pg = f" + PG {q['postgres_cpu_s']}" if q.get("postgres_cpu_s") is not None else ""
         print(f"| {r['run']} | {q['queued_s']} | {q['ms_per_attendee']} | {q['emails_per_s']} | {q['vs_target']} "
-              f"| {q['processes']} | {q['bench_cpu_s']} + {q['workers_cpu_s']} | {s.get('build email', '-')} | {s.get('policies', '-')} | {s.get('DKIM sign', '-')} "
+              f"| {q['processes']} | {q['bench_cpu_s']} + {q['workers_cpu_s']}{pg} | {s.get('build email', '-')} | {s.get('policies', '-')} | {s.get('DKIM sign', '-')} "
               f"| {s.get('DB writes', '-')} | {s['other']} | {q.get('other_cpu_percent', '-')} | {q.get('steal_percent', '-')} | {d.get('emails_s', '-')} ({d.get('emails_per_s', '-')}) "
               f"| {d.get('sms_s', '-')} ({d.get('sms_per_s', '-')}) | {d.get('node_cpu_ms_per_attendee', '-')} "
               f"| {'-' if not c else 'ok' if c['ok'] else 'FAILED'} | {r['digest']} |")
