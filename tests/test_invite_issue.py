@@ -112,6 +112,18 @@ def test_the_relays_rules_apply_to_invitations(setup):
     assert states == {e: ("failed", "550 5.7.1") for e in ("an@hcm.gov.vn", "chau@q1.hcm.gov.vn", "bao@doitac.vn")}
 
 
+def issue_unit_meeting(engine, config):
+    """On a provisioned home (unit STTTT: an@ and binh@): the secretary vanthu@, a meeting of
+    the unit and the guest Bà Cúc (an SMS only), issued. Returns (meeting id, report)."""
+    directory.add_official(engine, config.domains, "vanthu@hcm.gov.vn", "Phạm Thu Hà", "STTTT",
+                           ["official", "secretary"])
+    spec = spec_from_mapping({"title": "Họp", "start": "2026-12-03 08:00", "duration_minutes": 60,
+                              "unit": "STTTT", "secretary": "vanthu@hcm.gov.vn", "units": ["STTTT"],
+                              "guests": [{"name": "Bà Cúc", "phone": "0903 123 456"}]}, "hop.toml")
+    mid = create_meeting(engine, config.domains, spec).meeting_id
+    return mid, issue(engine, config, load_signer(config), KEY, mid, now=NOW)
+
+
 def test_serve_delivers_the_issued_emails_and_sms(tmp_path, ca, provisioned_home):
     """The whole path on the development defaults: issue, then `serve` delivers the
     emails to the Maildir outbox and the SMS to the SMS outbox."""
@@ -124,13 +136,7 @@ def test_serve_delivers_the_issued_emails_and_sms(tmp_path, ca, provisioned_home
     config = make_config(home, ca)
     engine = make_engine(config.database_url)
     try:
-        directory.add_official(engine, config.domains, "vanthu@hcm.gov.vn", "Phạm Thu Hà", "STTTT",
-                               ["official", "secretary"])
-        spec = spec_from_mapping({"title": "Họp", "start": "2026-12-03 08:00", "duration_minutes": 60,
-                                  "unit": "STTTT", "secretary": "vanthu@hcm.gov.vn", "units": ["STTTT"],
-                                  "guests": [{"name": "Bà Cúc", "phone": "0903 123 456"}]}, "hop.toml")
-        mid = create_meeting(engine, config.domains, spec).meeting_id
-        report = issue(engine, config, load_signer(config), KEY, mid, now=NOW)
+        mid, report = issue_unit_meeting(engine, config)
         hub = start_hub(config, ca)
         try:
             deadline = time.monotonic() + 20

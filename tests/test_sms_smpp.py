@@ -7,7 +7,6 @@ import logging
 import socket
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
 
 import pytest
 from sqlmodel import Session, select
@@ -285,27 +284,17 @@ def test_build_gateway_makes_the_smpp_gateway():
 def test_serve_delivers_an_invitation_sms_through_smpp(tmp_path, ca, provisioned_home, standin):
     """Issue, then `serve` sends the SMS to the SMSC; the SMSC's immediate receipt (ahead of
     the worker's write of the gateway id) still ends the SMS `delivered` for the secretary."""
-    from invites.issue import issue
-    from invites.spec import spec_from_mapping
-    from invites.store import create_meeting
     from invites.tracking import meeting_status
-    from mailhub import directory
-    from mailhub.app import load_signer
     from mailhub.db import make_engine
     from tests.support import make_config, provisioned_copy, start_hub
+    from tests.test_invite_issue import issue_unit_meeting
 
     home = provisioned_copy(provisioned_home, tmp_path / "home")
     config = make_config(home, ca, **smpp_config(smpp_port=standin.port))
     engine = make_engine(config.database_url)
     try:
-        directory.add_official(engine, config.domains, "vanthu@hcm.gov.vn", "Phạm Thu Hà", "STTTT",
-                               ["official", "secretary"])
-        spec = spec_from_mapping({"title": "Họp", "start": "2026-12-03 08:00", "duration_minutes": 60,
-                                  "unit": "STTTT", "secretary": "vanthu@hcm.gov.vn", "units": ["STTTT"],
-                                  "guests": [{"name": "Bà Cúc", "phone": "0903 123 456"}]}, "hop.toml")
-        mid = create_meeting(engine, config.domains, spec).meeting_id
-        assert issue(engine, config, load_signer(config), bytes(range(32)), mid,
-                     now=datetime(2026, 11, 21, 3, 0, tzinfo=timezone.utc)).sms == 1
+        mid, report = issue_unit_meeting(engine, config)
+        assert report.sms == 1
         hub = start_hub(config, ca)
         try:
             deadline = time.monotonic() + 20
