@@ -41,13 +41,17 @@ def outcomes(factory: EmailFactory, jobs: Sequence[LetterJob], processes: int) -
 
 
 def _in_workers(factory: EmailFactory, jobs: Sequence[LetterJob], processes: int) -> Generator[Outcome, None, None]:
-    gc.freeze()  # the objects the workers inherit stay out of their collector: fewer copied pages
+    context = _context()
+    forked = context.get_start_method() == "fork"
+    if forked:
+        gc.freeze()  # what the workers inherit stays out of their collector: fewer copied pages
     try:
-        with ProcessPoolExecutor(processes, mp_context=_context(), initializer=_start, initargs=(factory,)) as pool:
+        with ProcessPoolExecutor(processes, mp_context=context, initializer=_start, initargs=(factory,)) as pool:
             for batch in pool.map(_make, (jobs[i:i + BATCH] for i in range(0, len(jobs), BATCH))):
                 yield from batch
     finally:
-        gc.unfreeze()
+        if forked:
+            gc.unfreeze()
 
 
 def _context() -> multiprocessing.context.BaseContext:
