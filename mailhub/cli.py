@@ -22,6 +22,7 @@ from rich.text import Text
 from sqlalchemy.exc import OperationalError
 
 from mailhub import directory, passwords, schema, tlscert
+from mailhub.cli_documents import documents_app
 from mailhub.cli_invite import invite_app
 from mailhub.cli_queue import queue_app
 from mailhub.cli_token import token_app
@@ -39,7 +40,8 @@ directory_app = typer.Typer(help="The whole directory at once.", no_args_is_help
 dkim_app = typer.Typer(help="DKIM keys.", no_args_is_help=True)
 for _sub, _name in ((unit_app, "unit"), (user_app, "user"), (alias_app, "alias"),
                     (mailbox_app, "mailbox"), (directory_app, "directory"), (dkim_app, "dkim"),
-                    (queue_app, "queue"), (invite_app, "invite"), (token_app, "token")):
+                    (queue_app, "queue"), (invite_app, "invite"), (token_app, "token"),
+                    (documents_app, "documents")):
     app.add_typer(_sub, name=_name)
 
 

@@ -124,7 +124,8 @@ class ClassificationConfig:
 class PoliciesConfig:
     mail: tuple[str, ...] = ("sender_domain_official", "sender_owned", "rate_limit", "declared_size")
     rcpt: tuple[str, ...] = ("recipient_syntax", "recipient_count", "external_recipients")
-    data: tuple[str, ...] = ("message_size", "header_from_matches", "no_impersonation", "classification")
+    data: tuple[str, ...] = ("message_size", "header_from_matches", "no_impersonation", "classification",
+                             "signed_documents")
     timeout_seconds: float = 2.0
 
 
@@ -210,6 +211,27 @@ class InvitesConfig:
 
 
 @dataclass(frozen=True)
+class DocumentRuleConfig:
+    """``[[documents.rules]]``: the document signatures of submissions to ``recipients``
+    are checked; ``record`` counts signed and unsigned, ``require`` refuses a submission
+    without a valid signature (the ``signed_documents`` rule)."""
+
+    recipients: tuple[str, ...] = ()  # "vanban@ubnd.hanoi.gov.vn", or "@ubnd.hanoi.gov.vn": the whole domain
+    mode: str = "record"
+
+
+@dataclass(frozen=True)
+class DocumentsConfig:
+    # A folder of the CA certificates (PEM or DER) the city trusts for document
+    # signatures; "" is <home>/trust-roots.
+    trust_roots_dir: str = ""
+    # Checking one submission's signatures takes at most this long; past it a "require"
+    # submission is deferred (451) and a "record" one is accepted unchecked.
+    timeout_seconds: float = 20.0
+    rules: tuple[DocumentRuleConfig, ...] = ()
+
+
+@dataclass(frozen=True)
 class SmsConfig:
     # "outbox": <home>/sms/sms.jsonl (development); "twilio"; "smpp" (carriers' brandname gateways).
     gateway: str = "outbox"
@@ -252,6 +274,7 @@ class Config:
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     invites: InvitesConfig = field(default_factory=InvitesConfig)
     sms: SmsConfig = field(default_factory=SmsConfig)
+    documents: DocumentsConfig = field(default_factory=DocumentsConfig)
 
     # ---- derived paths -------------------------------------------------
     @property
@@ -283,6 +306,11 @@ class Config:
         return self.home / "sms"
 
     @property
+    def trust_roots_path(self) -> Path:
+        return Path(self.documents.trust_roots_dir).expanduser() if self.documents.trust_roots_dir \
+            else self.home / "trust-roots"
+
+    @property
     def rsvp_key_path(self) -> Path:
         return self.home / "rsvp.key"
 
@@ -306,6 +334,7 @@ _CHOICES = {
     ("delivery", "mode"): ("outbox", "relay", "mx"),
     ("delivery", "relay_tls"): ("none", "may", "starttls", "require-starttls", "tls"),
     ("delivery.routes", "protocol"): ("smtp", "lmtp"),
+    ("documents.rules", "mode"): ("record", "require"),
     ("delivery.routes", "tls"): ("none", "may", "starttls", "require-starttls", "tls"),
     ("limits", "external_recipients"): ("allow", "deny"),
     ("server", "event_loop"): ("uvloop", "asyncio"),
@@ -395,6 +424,7 @@ def _check(config: Config) -> None:
         raise ConfigError(f"{src}: domains.official: at least one official domain is required")
     _check_delivery(config.delivery, src)
     _check_invites(config.invites, config.sms, src)
+    _check_documents(config, src)
     if config.server.processes < 1:
         raise ConfigError(f"{src}: server.processes: must be at least 1")
     if config.queue.group_commit_max < 1:
@@ -448,6 +478,16 @@ def _check_delivery(d: DeliveryConfig, src: str) -> None:
             if name in seen:
                 raise ConfigError(f"{key}.domains: {domain!r} is already routed by delivery.routes[{seen[name]}]")
             seen[name] = i
+
+
+def _check_documents(config: Config, src: str) -> None:
+    from mailhub.signatures.rules import check_rule_recipients
+
+    for i, rule in enumerate(config.documents.rules):
+        check_rule_recipients(rule.recipients, f"{src}: documents.rules[{i}].recipients")
+    if any(r.mode == "require" for r in config.documents.rules) and "signed_documents" not in config.policies.data:
+        raise ConfigError(f"{src}: policies.data: a documents rule says \"require\" but the signed_documents "
+                          "rule is not in the list: nothing would be refused")
 
 
 def _check_invites(invites: InvitesConfig, sms: SmsConfig, src: str) -> None:

@@ -23,15 +23,19 @@ def accepted_event(m: "AcceptedMessage", at: datetime) -> dict:
     return dict(at=at, kind=m.kind, official_email=m.official_email, unit_code=m.unit_code,
                 message_id=m.id, recipients_internal=m.recipients_internal,
                 recipients_external=m.recipients_external, size=len(m.data),
-                policy=None, reason=None, client_ip=m.client_ip)
+                policy=None, reason=None, client_ip=m.client_ip, signature=m.signature,
+                signer=m.signer[:400] if m.signer else m.signer)
 
 
 def refused_event(*, official_email: str | None, unit_code: str | None, policy: str,
-                  reason: str, client_ip: str | None) -> dict:
-    """The ledger line for an attempt a policy refused."""
+                  reason: str, client_ip: str | None, signature: str | None = None,
+                  signer: str | None = None) -> dict:
+    """The ledger line for an attempt a policy refused (with its signature outcome when
+    it was a document submission)."""
     return dict(at=utcnow(), kind=UsageKind.REFUSED.value, official_email=official_email, unit_code=unit_code,
                 message_id=None, recipients_internal=0, recipients_external=0, size=0,
-                policy=policy[:64], reason=reason[:1000], client_ip=client_ip)
+                policy=policy[:64], reason=reason[:1000], client_ip=client_ip, signature=signature,
+                signer=signer[:400] if signer else signer)
 
 
 def sent_counts(engine: Engine, official_email: str, now: datetime) -> tuple[int, int]:

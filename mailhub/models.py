@@ -307,6 +307,10 @@ class UsageEvent(SQLModel, table=True):
     policy: str | None = Field(default=None, max_length=64)  # for refusals
     reason: str | None = Field(default=None, max_length=1000)  # the reply given
     client_ip: str | None = Field(default=None, max_length=64)
+    # document submissions ([[documents.rules]]): "signed-valid", "signed-invalid" or
+    # "unsigned" (mailhub.signatures.outcome), and the signer's certificate subject
+    signature: str | None = Field(default=None, max_length=16)
+    signer: str | None = Field(default=None, max_length=400)
 
 
 # ---- authentication lockouts -----------------------------------------------

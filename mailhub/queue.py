@@ -49,6 +49,8 @@ class AcceptedMessage:
     recipients_external: int
     client_ip: str | None = None
     kind: str = "email"
+    signature: str | None = None  # a document submission's outcome (mailhub.signatures), else None
+    signer: str | None = None
 
 
 @dataclass

@@ -26,6 +26,8 @@ from mailhub.dkimkeys import signing_domain
 from mailhub.errors import QueueStoreError
 from mailhub.ledger import refused_event
 from mailhub.queue import AcceptedMessage, QueueWriter, new_queue_id
+from mailhub.signatures.checker import DocumentChecker
+from mailhub.signatures.outcome import DocumentCheck
 from mailhub.signing import DkimSigner
 from mailhub.smtp import replies
 from mailhub.smtp.hygiene import has_bare_newline
@@ -82,6 +84,7 @@ class SubmissionPipeline:
         self._executor = executor
         self._on_stored = on_stored
         self._observers = tuple(observers)  # told of every stored message, in a worker thread, after the 250
+        self._documents = DocumentChecker(config, executor)
 
     # ---- the three SMTP stages ------------------------------------------------
     async def check_mail(self, facts: SessionFacts, address: str, options: list[str]) -> Outcome:
@@ -104,12 +107,15 @@ class SubmissionPipeline:
         if not head:
             return self._refuse_fixed(facts, "no_headers", replies.NO_HEADERS)
         headers: Message = BytesHeaderParser(policy=compat32).parsebytes(head)
-        ctx = self._context("data", facts, mail_from, rcpt_tos=tuple(rcpts),
-                            headers=headers, size=len(data))
-        outcome = await self._decide(ctx, facts, "")
+        documents = await self._documents.examine(data, rcpts)  # only for [[documents.rules]] recipients
+        if documents.failed and documents.mode == "require":
+            return self._refuse_fixed(facts, "signed_documents", replies.DOCUMENTS_UNCHECKED)
+        ctx = self._context("data", facts, mail_from, rcpt_tos=tuple(rcpts), headers=headers, size=len(data),
+                            documents_mode=documents.mode, documents=documents.check)
+        outcome = await self._decide(ctx, facts, "", documents.check)
         if not outcome.accepted:
             return outcome
-        outcome = await self._store(facts, mail_from, rcpts, data)
+        outcome = await self._store(facts, mail_from, rcpts, data, documents.check)
         if outcome.accepted:
             metrics.MESSAGES_ACCEPTED.inc()
             metrics.ACCEPT_LATENCY.observe(time.perf_counter() - started)
@@ -122,7 +128,8 @@ class SubmissionPipeline:
                              mail_from=mail_from, directory_names=names,
                              settings=self._settings, **kw)
 
-    async def _decide(self, ctx: PolicyContext, facts: SessionFacts, ok_reply: str) -> Outcome:
+    async def _decide(self, ctx: PolicyContext, facts: SessionFacts, ok_reply: str,
+                      documents: DocumentCheck | None = None) -> Outcome:
         if ctx.stage == "data":
             # Header rules read client-controlled data of any size: a worker thread
             # under the timeout, failing closed.
@@ -134,13 +141,14 @@ class SubmissionPipeline:
             verdict = evaluate(self._stages[ctx.stage], ctx)
         if not verdict.refused:
             return Outcome(ok_reply, True)
-        return self._refuse(facts, verdict)
+        return self._refuse(facts, verdict, documents)
 
-    def _refuse(self, facts: SessionFacts, verdict: Verdict) -> Outcome:
+    def _refuse(self, facts: SessionFacts, verdict: Verdict, documents: DocumentCheck | None = None) -> Outcome:
         reply = verdict.smtp_reply()
         log.info("refused by %s: %s (client %s, login %s)", verdict.policy, reply,
                  facts.client_ip, facts.sender.login if facts.sender else "-")
-        self._record_refusal(facts, verdict.policy, f"{verdict.code} {verdict.status} {verdict.text_vi} / {verdict.text_en}")
+        self._record_refusal(facts, verdict.policy, f"{verdict.code} {verdict.status} {verdict.text_vi} / {verdict.text_en}",
+                             documents)
         return Outcome(reply, False)
 
     def _refuse_fixed(self, facts: SessionFacts, name: str, reply: str) -> Outcome:
@@ -148,12 +156,14 @@ class SubmissionPipeline:
         self._record_refusal(facts, name, reply)
         return Outcome(reply, False)
 
-    def _record_refusal(self, facts: SessionFacts, policy: str, reason: str) -> None:
+    def _record_refusal(self, facts: SessionFacts, policy: str, reason: str,
+                        documents: DocumentCheck | None = None) -> None:
         metrics.SUBMISSIONS_REFUSED.labels(policy=policy or "unknown").inc()
         self._queue.record(refused_event(
             official_email=facts.sender.login if facts.sender else None,
             unit_code=facts.sender.unit if facts.sender else None,
-            policy=policy or "unknown", reason=reason, client_ip=facts.client_ip))
+            policy=policy or "unknown", reason=reason, client_ip=facts.client_ip,
+            signature=documents.outcome.value if documents else None, signer=documents.signer if documents else None))
 
     def _is_internal(self, address: str) -> bool:
         try:
@@ -162,7 +172,7 @@ class SubmissionPipeline:
             return False
 
     async def _store(self, facts: SessionFacts, mail_from: str, rcpts: list[str],
-                     data: bytes) -> Outcome:
+                     data: bytes, documents: DocumentCheck | None = None) -> Outcome:
         queue_id = new_queue_id()
         from_domain = mail_from.rpartition("@")[2].lower()
         domain = signing_domain(from_domain, self._signer.domains) or from_domain
@@ -178,7 +188,8 @@ class SubmissionPipeline:
             official_email=facts.sender.login if facts.sender else None,
             unit_code=facts.sender.unit if facts.sender else None,
             message_id_header=message_id, recipients_internal=internal,
-            recipients_external=len(rcpts) - internal, client_ip=facts.client_ip)
+            recipients_external=len(rcpts) - internal, client_ip=facts.client_ip,
+            signature=documents.outcome.value if documents else None, signer=documents.signer if documents else None)
         try:
             await self._queue.store(message)
         except QueueStoreError:

@@ -50,3 +50,7 @@ class PolicyContext:
     # a read-only mapping owned by the caller
     directory_names: Mapping[str, str] = field(default_factory=dict)
     settings: Any = None  # the frozen policies section of the config
+    # at ``data``, for submissions a [[documents.rules]] entry covers: the mode ("record" or
+    # "require") and what mailhub.signatures.examine found (a DocumentCheck)
+    documents_mode: str | None = None
+    documents: Any = None

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Callable
 from mailhub.errors import ConfigError
 from policies.classification import classification
 from policies.context import PolicyContext
+from policies.documents import signed_documents
 from policies.headers import header_from_matches, no_impersonation
 from policies.limits import declared_size, message_size, rate_limit, recipient_count
 from policies.recipients import external_recipients, recipient_syntax
@@ -44,6 +45,7 @@ POLICIES: dict[str, dict[str, Policy]] = {
         "header_from_matches": header_from_matches,
         "no_impersonation": no_impersonation,
         "classification": classification,
+        "signed_documents": signed_documents,
     },
 }
 

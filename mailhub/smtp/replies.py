@@ -24,6 +24,8 @@ BARE_NEWLINE = ("550 5.5.2 Thu chua ky tu CR hoac LF don le (khong phai CRLF); "
 NO_HEADERS = ("550 5.6.0 Thu khong co phan tieu de hop le "
               "/ Message has no valid header section")
 
+DOCUMENTS_UNCHECKED = ("451 4.7.0 Chua kiem tra duoc chu ky so cua van ban, vui long gui lai sau "
+                       "/ The document's digital signature could not be checked, please try again later")
 QUEUED = "250 2.0.0 Da nhan, ma hang doi {queue_id} / Ok: queued as {queue_id}"
 STORE_FAILED = ("451 4.3.0 Loi tam thoi khi luu thu, vui long gui lai (ma {error_id}) "
                 "/ Temporary failure storing the message, try again (ref {error_id})")
