@@ -36,9 +36,11 @@ class DocumentChecker:
         self._timeout = config.documents.timeout_seconds
         self._executor = executor
         self._roots = None
-        if self._rules:
+        if self._rules:  # pyHanko is imported here, at start, not by the first submission
+            from mailhub.signatures.examine import examine
             from mailhub.signatures.trust import load_trust_roots
 
+            self._examine = examine
             self._roots = load_trust_roots(config.trust_roots_path)
             if not self._roots.certificates:
                 log.warning("no trust roots in %s: every document signature will count as signed-invalid",
@@ -48,11 +50,9 @@ class DocumentChecker:
         mode = document_mode(self._rules, rcpts)
         if mode is None:
             return Examined(None)
-        from mailhub.signatures.examine import examine
-
         loop = asyncio.get_running_loop()
         try:
-            check = await asyncio.wait_for(loop.run_in_executor(self._executor, examine, data, self._roots),
+            check = await asyncio.wait_for(loop.run_in_executor(self._executor, self._examine, data, self._roots),
                                            self._timeout)
         except Exception as exc:  # noqa: BLE001  (a timeout too): fail closed for "require"
             error_id = uuid.uuid4().hex[:12]
