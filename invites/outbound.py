@@ -166,7 +166,7 @@ class Outbound:
             rows.events.append(dict(at=now, kind=UsageKind.INVITE_EMAIL.value, official_email=sender.login,
                                     unit_code=sender.unit, message_id=queue_id, recipients_internal=internal,
                                     recipients_external=1 - internal, size=len(data), policy=None, reason=None,
-                                    client_ip=None, signature=None, signer=None))
+                                    client_ip=None, signature=None, signer=None, to_self=False, automatic=False))
         if track:
             rows.states.append((person.id, dict(email_state=ChannelState.QUEUED.value, email_reason="",
                                                 email_queue_id=queue_id)))

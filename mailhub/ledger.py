@@ -6,7 +6,9 @@ message they describe (see :mod:`mailhub.queue`).
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from email.message import Message
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
@@ -24,7 +26,7 @@ def accepted_event(m: "AcceptedMessage", at: datetime) -> dict:
                 message_id=m.id, recipients_internal=m.recipients_internal,
                 recipients_external=m.recipients_external, size=len(m.data),
                 policy=None, reason=None, client_ip=m.client_ip, signature=m.signature,
-                signer=m.signer[:400] if m.signer else m.signer)
+                signer=m.signer[:400] if m.signer else m.signer, to_self=m.to_self, automatic=m.automatic)
 
 
 def refused_event(*, official_email: str | None, unit_code: str | None, policy: str,
@@ -35,7 +37,27 @@ def refused_event(*, official_email: str | None, unit_code: str | None, policy: 
     return dict(at=utcnow(), kind=UsageKind.REFUSED.value, official_email=official_email, unit_code=unit_code,
                 message_id=None, recipients_internal=0, recipients_external=0, size=0,
                 policy=policy[:64], reason=reason[:1000], client_ip=client_ip, signature=signature,
-                signer=signer[:400] if signer else signer)
+                signer=signer[:400] if signer else signer, to_self=False, automatic=False)
+
+
+_AUTOMATIC_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply"})
+
+
+def mail_nature(mail_from: str, rcpts: Sequence[str], own_addresses: Iterable[str],
+                headers: Message | None) -> tuple[bool, bool]:
+    """``(to_self, automatic)`` for the ledger: every recipient is one of the sender's own
+    addresses (``own_addresses``: their address, aliases and granted mailboxes), and the
+    message is automatic: a null reverse path (a bounce), ``Auto-Submitted`` other than
+    ``no`` (RFC 3834 §5), or ``Precedence: bulk|junk|list|auto_reply``. Scoring counts
+    neither; the rate limits and the queue treat them like any other mail."""
+    own = {a.lower() for a in own_addresses}
+    to_self = bool(rcpts) and all(r.strip().lower() in own for r in rcpts)
+    automatic = mail_from.strip() in ("", "<>")
+    if headers is not None and not automatic:
+        submitted = (headers.get("Auto-Submitted") or "").split(";")[0].strip().lower()
+        precedence = (headers.get("Precedence") or "").strip().lower()
+        automatic = submitted not in ("", "no") or precedence in _AUTOMATIC_PRECEDENCE
+    return to_self, automatic
 
 
 def sent_counts(engine: Engine, official_email: str, now: datetime) -> tuple[int, int]:

@@ -311,6 +311,10 @@ class UsageEvent(SQLModel, table=True):
     # "unsigned" (mailhub.signatures.outcome), and the signer's certificate subject
     signature: str | None = Field(default=None, max_length=16)
     signer: str | None = Field(default=None, max_length=400)
+    # what scoring leaves out (mailhub.ledger.mail_nature): mail only to the sender's own
+    # addresses, and automatic mail (auto-replies, bounces: RFC 3834, null sender)
+    to_self: bool = Field(default=False)
+    automatic: bool = Field(default=False)
 
 
 # ---- authentication lockouts -----------------------------------------------

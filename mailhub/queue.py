@@ -51,6 +51,8 @@ class AcceptedMessage:
     kind: str = "email"
     signature: str | None = None  # a document submission's outcome (mailhub.signatures), else None
     signer: str | None = None
+    to_self: bool = False    # every recipient is one of the sender's own addresses
+    automatic: bool = False  # an auto-reply or a bounce (RFC 3834 Auto-Submitted, null sender)
 
 
 @dataclass

@@ -24,7 +24,7 @@ from mailhub import metrics
 from mailhub.config import Config
 from mailhub.dkimkeys import signing_domain
 from mailhub.errors import QueueStoreError
-from mailhub.ledger import refused_event
+from mailhub.ledger import mail_nature, refused_event
 from mailhub.queue import AcceptedMessage, QueueWriter, new_queue_id
 from mailhub.signatures.checker import DocumentChecker
 from mailhub.signatures.outcome import DocumentCheck
@@ -115,7 +115,8 @@ class SubmissionPipeline:
         outcome = await self._decide(ctx, facts, "", documents.check)
         if not outcome.accepted:
             return outcome
-        outcome = await self._store(facts, mail_from, rcpts, data, documents.check)
+        nature = mail_nature(mail_from, rcpts, facts.sender.may_send_as if facts.sender else (), headers)
+        outcome = await self._store(facts, mail_from, rcpts, data, documents.check, nature)
         if outcome.accepted:
             metrics.MESSAGES_ACCEPTED.inc()
             metrics.ACCEPT_LATENCY.observe(time.perf_counter() - started)
@@ -172,7 +173,8 @@ class SubmissionPipeline:
             return False
 
     async def _store(self, facts: SessionFacts, mail_from: str, rcpts: list[str],
-                     data: bytes, documents: DocumentCheck | None = None) -> Outcome:
+                     data: bytes, documents: DocumentCheck | None = None,
+                     nature: tuple[bool, bool] = (False, False)) -> Outcome:
         queue_id = new_queue_id()
         from_domain = mail_from.rpartition("@")[2].lower()
         domain = signing_domain(from_domain, self._signer.domains) or from_domain
@@ -189,7 +191,8 @@ class SubmissionPipeline:
             unit_code=facts.sender.unit if facts.sender else None,
             message_id_header=message_id, recipients_internal=internal,
             recipients_external=len(rcpts) - internal, client_ip=facts.client_ip,
-            signature=documents.outcome.value if documents else None, signer=documents.signer if documents else None)
+            signature=documents.outcome.value if documents else None, signer=documents.signer if documents else None,
+            to_self=nature[0], automatic=nature[1])
         try:
             await self._queue.store(message)
         except QueueStoreError:
