@@ -41,9 +41,9 @@ from mailhub.directory import load_sender
 from mailhub.dkimkeys import signing_domain
 from mailhub.errors import InputError
 from mailhub.models import (ChannelState, Meeting, MeetingAttendee, MeetingStatus, MessageKind, QueuedMessage,
-                            QueueRecipient, RecipientState, SmsMessage, Unit, UsageEvent, UsageKind)
+                            QueueRecipient, SmsMessage, Unit, UsageEvent)
 from mailhub.phones import PhoneError, is_mobile
-from mailhub.queue import new_queue_id
+from mailhub.queue import AcceptedMessage, new_queue_id, queue_rows
 from mailhub.signing import DkimSigner
 from policies.addresses import is_official
 
@@ -145,7 +145,7 @@ class Outbound:
 
     def _email(self, rows: _Rows, job: LetterJob, outcome: Outcome, person: MeetingAttendee, track: bool,
                ledger: bool, report: SendReport) -> None:
-        queue_id, sender, now, data = job.queue_id, self.sender, self.now, outcome.data
+        sender, data = self.sender, outcome.data
         if data is None:
             report.refused.append((person.email, outcome.reply))
             if ledger:  # a refusal is in the ledger like any other
@@ -154,22 +154,19 @@ class Outbound:
                 rows.states.append((person.id, dict(email_state=ChannelState.FAILED.value,
                                                     email_reason=outcome.reply[:1000])))
             return
-        rows.messages.append(dict(id=queue_id, mail_from=self.info.organizer_email,
-                                  kind=MessageKind.INVITE_EMAIL.value, official_email=sender.login,
-                                  message_id_header=f"<{job.message_id}>", size=len(data), data=data,
-                                  created_at=now))
-        rows.recipients.append(dict(message_id=queue_id, rcpt=person.email, state=RecipientState.QUEUED.value,
-                                    attempts=0, next_attempt_at=now, lease_until=None, last_reply="",
-                                    updated_at=now, notified=""))
+        internal = int(is_official(person.email.rpartition("@")[2], self.config.domains))
+        message, recipients, event = queue_rows(AcceptedMessage(
+            id=job.queue_id, mail_from=self.info.organizer_email, rcpt_tos=(person.email,), data=data,
+            official_email=sender.login, unit_code=sender.unit, message_id_header=f"<{job.message_id}>",
+            recipients_internal=internal, recipients_external=1 - internal, kind=MessageKind.INVITE_EMAIL.value),
+            self.now)
+        rows.messages.append(message)
+        rows.recipients.extend(recipients)
         if ledger:
-            internal = int(is_official(person.email.rpartition("@")[2], self.config.domains))
-            rows.events.append(dict(at=now, kind=UsageKind.INVITE_EMAIL.value, official_email=sender.login,
-                                    unit_code=sender.unit, message_id=queue_id, recipients_internal=internal,
-                                    recipients_external=1 - internal, size=len(data), policy=None, reason=None,
-                                    client_ip=None, signature=None, signer=None, to_self=False, automatic=False))
+            rows.events.append(event)
         if track:
             rows.states.append((person.id, dict(email_state=ChannelState.QUEUED.value, email_reason="",
-                                                email_queue_id=queue_id)))
+                                                email_queue_id=job.queue_id)))
         report.emails += 1
 
     def _sms(self, rows: _Rows, wording: SmsWording, person: MeetingAttendee, link: str, track: bool,

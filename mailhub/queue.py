@@ -17,6 +17,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
@@ -53,6 +54,17 @@ class AcceptedMessage:
     signer: str | None = None
     to_self: bool = False    # every recipient is one of the sender's own addresses
     automatic: bool = False  # an auto-reply or a bounce (RFC 3834 Auto-Submitted, null sender)
+
+
+def queue_rows(m: AcceptedMessage, now: datetime) -> tuple[dict, list[dict], dict]:
+    """The rows that store ``m`` at ``now``: the message, one per recipient (queued, due
+    now) and its ledger event. Every writer of the queue uses these (the relay's group
+    commit, invites)."""
+    message = dict(id=m.id, mail_from=m.mail_from, kind=m.kind, official_email=m.official_email,
+                   message_id_header=m.message_id_header[:998], size=len(m.data), data=m.data, created_at=now)
+    recipients = [dict(message_id=m.id, rcpt=r, state=RecipientState.QUEUED.value, attempts=0,
+                       next_attempt_at=now, lease_until=None, last_reply="", updated_at=now) for r in m.rcpt_tos]
+    return message, recipients, accepted_event(m, now)
 
 
 @dataclass
@@ -119,13 +131,10 @@ class QueueWriter:
         now = utcnow()
         rows, rcpts, usage = [], [], list(events)
         for m in messages:
-            rows.append(dict(id=m.id, mail_from=m.mail_from, official_email=m.official_email,
-                             message_id_header=m.message_id_header[:998], size=len(m.data),
-                             data=m.data, created_at=now))
-            rcpts.extend(dict(message_id=m.id, rcpt=r, state=RecipientState.QUEUED.value,
-                              attempts=0, next_attempt_at=now, lease_until=None,
-                              last_reply="", updated_at=now) for r in m.rcpt_tos)
-            usage.append(accepted_event(m, now))
+            row, recipients, event = queue_rows(m, now)
+            rows.append(row)
+            rcpts.extend(recipients)
+            usage.append(event)
         with write_transaction(self._engine) as conn:
             if rows:
                 conn.execute(QueuedMessage.__table__.insert(), rows)
