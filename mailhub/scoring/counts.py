@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import Date, and_, case, cast, exists, func, literal_column, or_, select, type_coerce
 from sqlalchemy.engine import Engine
@@ -32,9 +32,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from mailhub.models import (ChannelState, Meeting, MeetingAttendee, MeetingStatus, MessageKind, UsageEvent,
                             UsageKind)
+from mailhub.templating import VIETNAM  # Vietnam's wall clock, UTC+7 without daylight saving
 from policies.scoring.formula import Counts
-
-VIETNAM = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")
 
 # Refusals that mean "tried to send as someone this login may not be": the attempt was real
 # mail that did not go through the city system as the official (I1's denominator).

@@ -23,14 +23,14 @@ import math
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from pathlib import Path
 from typing import TextIO
 
-__all__ = ["VIETNAM", "csv_cell", "write_csv"]
+from mailhub.templating import VIETNAM  # Vietnam's wall clock, UTC+7 without daylight saving
 
-VIETNAM = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")
+__all__ = ["csv_cell", "write_csv"]
 
 # First characters that make Excel (and LibreOffice) read a cell as a formula; a tab or a CR
 # in front is skipped by some importers, which then see the formula behind it.
