@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
 import ssl
-import tempfile
 from pathlib import Path
 
 import idna
@@ -19,25 +17,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from mailhub.atomicfile import write_atomic
 from mailhub.errors import ConfigError
 
 VALIDITY = datetime.timedelta(days=5 * 365)
 
 
 def _write_private(path: Path, data: bytes, mode: int) -> None:
-    """Write ``data`` atomically (temp file + rename) with ``mode`` from the start."""
+    """Write ``data`` atomically with ``mode`` from the start, the folder made 0700 if missing."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, data, mode)
 
 
 def _dns_name(hostname: str) -> str:

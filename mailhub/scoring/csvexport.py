@@ -19,15 +19,16 @@ line ends (the csv module's default, RFC 4180 §2).
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from pathlib import Path
 from typing import TextIO
 
+from mailhub.atomicfile import write_atomic
 from mailhub.templating import VIETNAM  # Vietnam's wall clock, UTC+7 without daylight saving
 
 __all__ = ["csv_cell", "write_csv"]
@@ -128,18 +129,11 @@ def write_csv(path_or_file: str | os.PathLike[str] | TextIO, headers: Sequence[s
     if not isinstance(path_or_file, (str, os.PathLike)):
         return _write_rows(path_or_file, headers, rows)
     path = Path(path_or_file)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    text = io.StringIO(newline="")
+    count = _write_rows(text, headers, rows)  # a bad row raises before the file is touched
     try:
-        try:
-            os.fchmod(fd, path.stat().st_mode & 0o7777)
-        except FileNotFoundError:
-            pass  # mkstemp already made it 0600
-        with os.fdopen(fd, "w", encoding="utf-8-sig", newline="") as out:
-            count = _write_rows(out, headers, rows)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        mode = path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mode = 0o600
+    write_atomic(path, text.getvalue().encode("utf-8-sig"), mode)
     return count
