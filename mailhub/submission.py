@@ -15,8 +15,6 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.message import Message
-from email.parser import BytesHeaderParser
-from email.policy import compat32
 from typing import Callable, Mapping, Sequence
 
 from mailhub.cleanup import TraceInfo, cleanup, split_message
@@ -34,6 +32,7 @@ from mailhub.smtp.hygiene import has_bare_newline
 from mailhub.usage import UsageCounter
 from policies.addresses import AddressError, is_official, parse_mailbox
 from policies.context import PolicyContext, Sender, Usage
+from policies.headerfields import parse_header_section
 from policies.registry import build_stage
 from policies.runner import evaluate, evaluate_async
 from policies.verdict import Verdict
@@ -106,7 +105,7 @@ class SubmissionPipeline:
         head, _ = split_message(data)
         if not head:
             return self._refuse_fixed(facts, "no_headers", replies.NO_HEADERS)
-        headers: Message = BytesHeaderParser(policy=compat32).parsebytes(head)
+        headers: Message = parse_header_section(head)
         documents = await self._documents.examine(data, rcpts)  # only for [[documents.rules]] recipients
         if documents.failed and documents.mode == "require":
             return self._refuse_fixed(facts, "signed_documents", replies.DOCUMENTS_UNCHECKED)

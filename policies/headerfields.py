@@ -20,10 +20,33 @@ import unicodedata
 from email.errors import MessageError
 from email.header import decode_header, make_header
 from email.message import Message
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 
+_FIELD_START = re.compile(r"\r\n(?![ \t])")  # a line break not followed by a folded line
+_FIELD_NAME = re.compile(r"[!-9;-~]+:")  # RFC 5322 §3.6.8 field name, then the colon
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _NOT_WORD = re.compile(r"[\W_]+")
 _SURROGATE_ESCAPE = re.compile("[\udc80-\udcff]")
+
+
+def parse_header_section(head: bytes) -> Message:
+    """The header section ``head`` (CRLF line ends, with or without the last one) as the
+    policies read it: what ``BytesHeaderParser(policy=compat32)`` gives. The common case —
+    ASCII, CRLF only, every field ``name: value`` with folded lines starting with white
+    space — is read directly, at a quarter of the parser's cost; anything else (8-bit
+    bytes, a bare CR or LF, a line that is no field) goes to the parser itself."""
+    head = head.removesuffix(b"\r\n")
+    crlf = head.count(b"\r\n")
+    if head.isascii() and head.count(b"\n") == crlf and head.count(b"\r") == crlf:
+        fields = _FIELD_START.split(head.decode("ascii"))
+        if all(_FIELD_NAME.match(f) for f in fields):
+            msg = Message(policy=compat32)
+            for field in fields:
+                name, value = field.split(":", 1)
+                msg.set_raw(name, value.lstrip(" \t"))  # compat32.header_source_parse, as the parser does
+            return msg
+    return BytesHeaderParser(policy=compat32).parsebytes(head + b"\r\n")
 
 
 def _repair(value: str) -> str:

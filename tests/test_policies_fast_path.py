@@ -478,3 +478,56 @@ def test_decode_words_never_raises_on_broken_charset_names(value):
     """A broken charset name decodes as UTF-8 with replacements instead of raising
     (which made the rule fail closed with 451, so the client would retry forever)."""
     assert decode_words(value).endswith("<an@hcm.gov.vn>")
+
+
+# --- the header section: policies.headerfields.parse_header_section -------------------
+
+def assert_same_section(head: bytes) -> None:
+    from email.parser import BytesHeaderParser
+
+    fast = headerfields.parse_header_section(head)
+    slow = BytesHeaderParser(policy=email.policy.compat32).parsebytes(head.removesuffix(b"\r\n") + b"\r\n")
+    assert list(fast.raw_items()) == list(slow.raw_items())
+    assert fast.items() == slow.items() and fast.get_unixfrom() == slow.get_unixfrom()
+
+
+@pytest.mark.parametrize("head", [
+    b"From: a@b.vn\r\nTo: =?utf-8?b?VHLhuqdu?=\r\n =?utf-8?b?IFRo4buL?= <c@d.vn>\r\nSubject:  x \r\n",
+    b"Subject:\r\n folded only\r\nX-Empty:\r\n",
+    b"X: a\r\n \r\n",                              # a folded line of white space only
+    b"Subject: bare\nlf\r\n",                        # the parser reads these:
+    b"Subject: bare\rcr\r\n",
+    b" leading: space\r\nFrom: a@b.vn\r\n",
+    b"From : spaced@b.vn\r\nTo: x\r\n",
+    b"From a@b.vn Mon Jan  1 00:00:00 2026\r\nTo: x\r\n",  # a Unix From line
+    b": no name\r\nTo: x\r\n",
+    b"no colon at all\r\nTo: x\r\n",
+    "Subject: không ASCII\r\n".encode(),
+    b"Subject: no final CRLF",
+    b"",
+])
+def test_the_header_section_reads_as_the_parser_does(head):
+    assert_same_section(head)
+
+
+def test_the_header_section_reads_as_the_parser_does_on_generated_sections():
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+    name = st.one_of(st.sampled_from(["From", "To", "Subject", "X-Classification", "DKIM-Signature", "From ",
+                                      "", "Sub ject", "Tiêu-đề"]),
+                     st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7e), max_size=12))
+    piece = st.text(st.characters(min_codepoint=0, max_codepoint=0x2ff), max_size=20)
+    value = st.lists(piece, min_size=1, max_size=3).map(lambda parts: "\r\n ".join(parts))
+    field = st.tuples(name, st.sampled_from([":", ": ", ":\t", " :"]), value).map("".join)
+    seen = []
+
+    @hypothesis.settings(max_examples=800, deadline=None, database=None,
+                         suppress_health_check=[hypothesis.HealthCheck.too_slow])
+    @hypothesis.given(st.lists(field, min_size=1, max_size=5), st.booleans())
+    def check(fields, final_crlf):
+        head = "\r\n".join(fields).encode("utf-8", "surrogateescape") + (b"\r\n" if final_crlf else b"")
+        seen.append(head.isascii())
+        assert_same_section(head)
+
+    check()
+    assert sum(seen) > 100  # the generator reaches the direct reading
