@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import json
 import smtplib
+import time
 
 import pytest
 from sqlalchemy import select
@@ -59,14 +60,26 @@ def docs_hub(request, tmp_path_factory, ca, provisioned_home):
 
 
 def submit(running, data: bytes, to=(DOCS,)) -> tuple[int, str]:
+    """Send ``data``; return the reply once the submission's ledger event is stored (a
+    refusal's event is written by the next group commit, after the reply)."""
+    before = newest_event_id(running.config)
     client = running.connect()
     try:
         client.sendmail("an@hcm.gov.vn", list(to), data)
-        return 250, ""
+        answer = 250, ""
     except smtplib.SMTPDataError as exc:
-        return exc.smtp_code, exc.smtp_error.decode()
+        answer = exc.smtp_code, exc.smtp_error.decode()
     finally:
         client.quit()
+    deadline = time.monotonic() + 10
+    while newest_event_id(running.config) == before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return answer
+
+
+def newest_event_id(config) -> int | None:
+    event = last_event(config)
+    return None if event is None else event.id
 
 
 def last_event(config) -> UsageEvent:
