@@ -80,21 +80,25 @@ class EmailFactory:
     letter: Letter
     signer: DkimSigner | None = None
     _stages: dict = field(default_factory=dict, repr=False)
-    _mail_verdict: list = field(default_factory=list, repr=False)  # the MAIL stage's, the same for all
+    _context: dict = field(default_factory=dict, repr=False)  # what every rule's context shares
+    _mail_verdict: Verdict | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self._stages = {stage: [(n, p) for n, p in build_stage(self.config.policies, stage)
                                 if n not in SKIPPED_RULES] for stage in ("mail", "rcpt", "data")}
+        self._context = dict(sender=self.sender, client_ip="invites", mail_from=self.meeting.organizer_email,
+                             settings=self.config.policy_settings)
+        # MAIL FROM is the secretary's for every attendee: one verdict serves the whole send
+        self._mail_verdict = evaluate(self._stages["mail"], PolicyContext(stage="mail", **self._context))
 
     def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k not in ("signer", "_stages", "_mail_verdict")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("signer", "_stages", "_context", "_mail_verdict")}
 
     def __setstate__(self, state: dict) -> None:
         from mailhub.app import load_signer  # the worker process loads the keys once
 
         self.__dict__.update(state)
         self.signer = load_signer(self.config) if self.domain is not None else None
-        self._mail_verdict = []
         self.__post_init__()
 
     def make(self, job: LetterJob) -> Outcome:
@@ -113,16 +117,12 @@ class EmailFactory:
     def refusal(self, rcpt: str, data: bytes) -> Verdict | None:
         """The verdict of the first rule that refuses this email, as the relay would
         give it to the secretary's own mail client, or ``None``."""
-        base = dict(sender=self.sender, client_ip="invites", mail_from=self.meeting.organizer_email,
-                    settings=self.config.policy_settings)
-        if not self._mail_verdict:  # MAIL FROM is the secretary's for every attendee
-            self._mail_verdict.append(evaluate(self._stages["mail"], PolicyContext(stage="mail", **base)))
-        verdict = self._mail_verdict[0]
+        verdict = self._mail_verdict
         if not verdict.refused:
-            verdict = evaluate(self._stages["rcpt"], PolicyContext(stage="rcpt", rcpt=rcpt, **base))
+            verdict = evaluate(self._stages["rcpt"], PolicyContext(stage="rcpt", rcpt=rcpt, **self._context))
         if not verdict.refused:
             verdict = evaluate(self._stages["data"], PolicyContext(
                 stage="data", rcpt_tos=(rcpt,), size=len(data),
-                headers=parse_header_section(data.split(b"\r\n\r\n", 1)[0]), **base))
+                headers=parse_header_section(data.split(b"\r\n\r\n", 1)[0]), **self._context))
         return verdict if verdict.refused else None
 
