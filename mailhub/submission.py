@@ -66,6 +66,11 @@ def declared_size(mail_options: list[str]) -> int | None:
     return None
 
 
+def _signature(documents: DocumentCheck | None) -> dict[str, str]:
+    """The ledger's signature columns of a document submission; none for other mail."""
+    return dict(signature=documents.outcome.value, signer=documents.signer) if documents else {}
+
+
 class SubmissionPipeline:
     def __init__(self, config: Config, *, queue: QueueWriter, signer: DkimSigner,
                  usage: UsageCounter, directory_names: Callable[[], Mapping[str, str]],
@@ -162,8 +167,7 @@ class SubmissionPipeline:
         self._queue.record(refused_event(
             official_email=facts.sender.login if facts.sender else None,
             unit_code=facts.sender.unit if facts.sender else None,
-            policy=policy or "unknown", reason=reason, client_ip=facts.client_ip,
-            signature=documents.outcome.value if documents else None, signer=documents.signer if documents else None))
+            policy=policy or "unknown", reason=reason, client_ip=facts.client_ip, **_signature(documents)))
 
     def _is_internal(self, address: str) -> bool:
         try:
@@ -189,8 +193,7 @@ class SubmissionPipeline:
             official_email=facts.sender.login if facts.sender else None,
             unit_code=facts.sender.unit if facts.sender else None,
             message_id_header=message_id, recipients_internal=internal,
-            recipients_external=len(rcpts) - internal, client_ip=facts.client_ip,
-            signature=documents.outcome.value if documents else None, signer=documents.signer if documents else None,
+            recipients_external=len(rcpts) - internal, client_ip=facts.client_ip, **_signature(documents),
             to_self=nature[0], automatic=nature[1])
         try:
             await self._queue.store(message)
