@@ -22,8 +22,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
 from itertools import pairwise
+
+from policies.scoring.formula import vn_number
 
 # Fewer earlier days than this make a poor "usual" level, so the period mean stands in.
 MIN_BASELINE_DAYS = 10
@@ -91,15 +92,11 @@ def _flag(official: str, working: Sequence[date], counts: list[int], first: int,
     start, end = working[first], working[last]
     where = f"{days} ngày làm việc{' cuối kỳ' if at_end else ''} ({start:%d/%m}–{end:%d/%m})"
     if expected:
-        compared = f"gấp {_one_decimal(ratio)} lần mức thường ngày ({_one_decimal(usual)} thư/ngày)"
+        # a ratio reads better with its ",0": "6,0 lần"
+        compared = (f"gấp {vn_number(ratio, keep_zero=True)} lần mức thường ngày "
+                    f"({vn_number(usual, keep_zero=True)} thư/ngày)")
     else:
         compared = "không có thư trước đó"
     reason = f"Gửi {sent} thư trong {where}, {compared} — {_REVIEW}"
     return BurstFlag(official, start, end, sent, expected, ratio, reason)
 
-
-def _one_decimal(value: float) -> str:
-    """One decimal, half up, decimal comma, always shown: ``6.0 → "6,0"``, ``4.25 → "4,3"``.
-    (Unlike ``formula.vn_number``, which drops ",0"; a ratio reads better with it.)"""
-    rounded = Decimal(repr(round(value, 9))).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
-    return f"{rounded:f}".replace(".", ",")

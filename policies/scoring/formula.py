@@ -143,13 +143,18 @@ def score(model: ScoringModel, counts: Mapping[str, Counts], days_counted: int,
     return Score(SCORED, total, deduction=deduction, notes=tuple(notes), **common)
 
 
-def vn_number(value: float) -> str:
-    """``value`` to one decimal, half up, with a decimal comma; a whole number shows no
-    decimals: ``33.25 → "33,3"``, ``35.0 → "35"``. (Scores stay below 1000, so no thousands
-    separator is needed.)"""
-    # Round away float noise first (0.1 + 0.2), then half up as people expect (33.25 → 33.3).
-    rounded = Decimal(repr(round(value, 9))).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
-    return f"{rounded:f}".removesuffix(".0").replace(".", ",")
+def shown(value: float) -> Decimal:
+    """``value`` as it is shown: one decimal, half up as people expect (33.25 → 33.3), after
+    rounding away float noise (0.1 + 0.2). Equal shown values are equal to a reader."""
+    return Decimal(repr(round(value, 9))).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+
+
+def vn_number(value: float, *, keep_zero: bool = False) -> str:
+    """``value`` to one decimal (:func:`shown`) with a decimal comma; a whole number shows no
+    decimals unless ``keep_zero``: ``33.25 → "33,3"``, ``35.0 → "35"`` (or ``"35,0"``).
+    (Scores stay below 1000, so no thousands separator is needed.)"""
+    text = f"{shown(value):f}"
+    return (text if keep_zero else text.removesuffix(".0")).replace(".", ",")
 
 
 def _part_line(part: Part) -> str:

@@ -14,9 +14,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
 
-from policies.scoring.formula import SCORED, Counts, Part, Score, score, vn_number
+from policies.scoring.formula import SCORED, Counts, Part, Score, score, shown, vn_number
 from policies.scoring.model import ScoringModel
 
 
@@ -150,19 +149,14 @@ def rank_within_groups(units: Sequence[UnitScore]) -> dict[str, list[tuple[int, 
     result: dict[str, list[tuple[int, UnitScore]]] = {}
     for group, members in groups.items():
         with_total = sorted((u for u in members if u.total is not None),
-                            key=lambda u: (-_shown(u.total), u.unit))
+                            key=lambda u: (-shown(u.total), u.unit))
         ranked: list[tuple[int, UnitScore]] = []
         for position, u in enumerate(with_total, start=1):
-            tied = ranked and _shown(ranked[-1][1].total) == _shown(u.total)
+            tied = ranked and shown(ranked[-1][1].total) == shown(u.total)
             ranked.append((ranked[-1][0] if tied else position, u))
         ranked.extend((0, u) for u in sorted(members, key=lambda u: u.unit) if u.total is None)
         result[group] = ranked
     return result
-
-
-def _shown(value: float) -> Decimal:
-    # The same rounding as vn_number: float noise away first, then one decimal half up.
-    return Decimal(repr(round(value, 9))).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
 
 
 def _weight_vn(weight: float) -> str:
