@@ -24,14 +24,16 @@ run: install
 test: install test-tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## Independent DKIM verifier (Debian's Perl Mail::DKIM) for the interoperability
-## tests. Best effort: without root or a package mirror the tests that need it skip.
+## Debian tools some tests use: Perl Mail::DKIM (an independent DKIM verifier) and
+## poppler-utils (pdftoppm renders the HR report's PDF pages). Best effort: without
+## root or a package mirror the tests that need them skip.
+TEST_PACKAGES := libmail-dkim-perl poppler-utils
 test-tools:
-	@perl -MMail::DKIM::Verifier -e 1 2>/dev/null || \
+	@{ perl -MMail::DKIM::Verifier -e 1 2>/dev/null && command -v pdftoppm >/dev/null; } || \
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-	    { apt-get install -y -qq libmail-dkim-perl >/dev/null 2>&1 || \
-	      { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq libmail-dkim-perl >/dev/null 2>&1; }; } ; } || \
-	  echo "note: Perl Mail::DKIM not available; the independent-verifier tests will be skipped"
+	    { apt-get install -y -qq $(TEST_PACKAGES) >/dev/null 2>&1 || \
+	      { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq $(TEST_PACKAGES) >/dev/null 2>&1; }; } ; } || \
+	  echo "note: $(TEST_PACKAGES) not all available; the tests that need them will be skipped"
 
 bench: install
 	$(BIN)/python bench/relay.py

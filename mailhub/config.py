@@ -249,6 +249,18 @@ class SmsConfig:
 
 
 @dataclass(frozen=True)
+class ScoringConfig:
+    # The HR scoring model in force for periods not yet closed; "" is the shipped
+    # config/scoring/model-2026.1.toml. A closed period keeps the model it was closed with.
+    model_file: str = ""
+    # Public holidays ([[holidays]] date, name); "" is the shipped config/holidays.toml.
+    holidays_file: str = ""
+    # A Vietnam day is rolled up into usage_month this many minutes after it ends (a
+    # refusal's ledger line is committed just after its time), then read from the rollup.
+    rollup_grace_minutes: int = 15
+
+
+@dataclass(frozen=True)
 class PolicySettings:
     """The parts of the config that policies read, gathered in one frozen object."""
 
@@ -275,11 +287,22 @@ class Config:
     invites: InvitesConfig = field(default_factory=InvitesConfig)
     sms: SmsConfig = field(default_factory=SmsConfig)
     documents: DocumentsConfig = field(default_factory=DocumentsConfig)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
 
     # ---- derived paths -------------------------------------------------
     @property
     def home(self) -> Path:
         return Path(self.server.home).expanduser().resolve()
+
+    @property
+    def scoring_model_path(self) -> Path:
+        from mailhub.scoring.modelfile import SHIPPED_MODEL
+        return Path(self.scoring.model_file).expanduser() if self.scoring.model_file else SHIPPED_MODEL
+
+    @property
+    def holidays_path(self) -> Path:
+        from mailhub.scoring.modelfile import SHIPPED_HOLIDAYS
+        return Path(self.scoring.holidays_file).expanduser() if self.scoring.holidays_file else SHIPPED_HOLIDAYS
 
     @property
     def database_url(self) -> str:
@@ -425,6 +448,7 @@ def _check(config: Config) -> None:
     _check_delivery(config.delivery, src)
     _check_invites(config.invites, config.sms, src)
     _check_documents(config, src)
+    _check_scoring(config, src)
     if config.server.processes < 1:
         raise ConfigError(f"{src}: server.processes: must be at least 1")
     if config.queue.group_commit_max < 1:
@@ -478,6 +502,17 @@ def _check_delivery(d: DeliveryConfig, src: str) -> None:
             if name in seen:
                 raise ConfigError(f"{key}.domains: {domain!r} is already routed by delivery.routes[{seen[name]}]")
             seen[name] = i
+
+
+def _check_scoring(config: Config, src: str) -> None:
+    # The model and the calendar are read here too, so a bad file stops the start, not HR's
+    # first report; each error names the file and the key.
+    from mailhub.scoring.modelfile import load_holidays, load_model
+
+    if config.scoring.rollup_grace_minutes < 0:
+        raise ConfigError(f"{src}: scoring.rollup_grace_minutes: must not be negative")
+    load_model(config.scoring_model_path)
+    load_holidays(config.holidays_path)
 
 
 def _check_documents(config: Config, src: str) -> None:

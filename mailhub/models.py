@@ -6,7 +6,7 @@ alembic migrations in ``mailhub/migrations`` create exactly these tables.
 from __future__ import annotations
 
 import enum
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 from sqlalchemy import Column, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -315,6 +315,87 @@ class UsageEvent(SQLModel, table=True):
     # addresses, and automatic mail (auto-replies, bounces: RFC 3834, null sender)
     to_self: bool = Field(default=False)
     automatic: bool = Field(default=False)
+
+
+# ---- HR scoring ------------------------------------------------------------
+
+class OfficialAssignment(SQLModel, table=True):
+    """An official's employment in a unit from ``start`` to ``end``, both inclusive (``end``
+    None: still there). A transfer is two rows, the first ending the day before the second
+    starts. An official without any row counts for their directory unit on every day
+    (mailhub.scoring.employment)."""
+
+    __tablename__ = "official_assignment"
+    id: int | None = Field(default=None, primary_key=True)
+    official_id: int = Field(foreign_key="official.id", index=True)
+    unit_code: str = Field(foreign_key="unit.code", max_length=64)
+    start: date
+    end: date | None = Field(default=None)
+
+
+class UsageMonth(SQLModel, table=True):
+    """The usage ledger rolled up per official and Vietnam month, so a quarter's scores read
+    tens of thousands of rows instead of millions of events (mailhub.scoring.rollup).
+
+    ``days``: for day 1..31 of the month, the day's counted mail, refusals for an outside
+    address, document submissions and valid ones, as little-endian uint16 (rollup.DAY_FIELDS).
+    """
+
+    __tablename__ = "usage_month"
+    month: str = Field(primary_key=True, max_length=7)  # "2026-07"
+    official_email: str = Field(primary_key=True, max_length=320)
+    days: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class UsageRollup(SQLModel, table=True):
+    """How far each month is rolled up: days 1..``through`` are in usage_month."""
+
+    __tablename__ = "usage_rollup"
+    month: str = Field(primary_key=True, max_length=7)
+    through: date
+    events: int = Field(default=0)
+    rolled_at: datetime = Field(default_factory=utcnow)
+
+
+class ScoreDeduction(SQLModel, table=True):
+    """Confirmed use of an outside mail system by an official, recorded by HR; each case
+    takes points off that official's score for the period holding ``day``."""
+
+    __tablename__ = "score_deduction"
+    id: int | None = Field(default=None, primary_key=True)
+    official_email: str = Field(max_length=320, index=True)
+    day: date
+    cases: int = Field(default=1)
+    note: str = Field(default="", max_length=1000)
+    recorded_by: str = Field(default="", max_length=320)
+    recorded_at: datetime = Field(default_factory=utcnow)
+
+
+class UnitRegister(SQLModel, table=True):
+    """A unit's documents issued in a month and those issued electronically, imported from
+    the unit's register (CSV); the unit-level indicator U1."""
+
+    __tablename__ = "unit_register"
+    unit_code: str = Field(primary_key=True, foreign_key="unit.code", max_length=64)
+    month: str = Field(primary_key=True, max_length=7)
+    issued: int
+    issued_electronic: int
+    source: str = Field(default="", max_length=255)
+    imported_at: datetime = Field(default_factory=utcnow)
+
+
+class ScorePeriod(SQLModel, table=True):
+    """A closed scoring period: who closed it and when, and its results frozen as they were
+    (JSON of mailhub.scoring.results.PeriodScores, with the model and holidays used)."""
+
+    __tablename__ = "score_period"
+    label: str = Field(primary_key=True, max_length=32)
+    start: date
+    end: date
+    closed_at: datetime = Field(default_factory=utcnow)
+    closed_by: str = Field(max_length=320)
+    model_version: str = Field(max_length=64)
+    snapshot: str = Field(sa_column=Column(Text, nullable=False))
 
 
 # ---- authentication lockouts -----------------------------------------------

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import Date, and_, case, cast, exists, func, literal_column, or_, select, type_coerce
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
 
 from mailhub.models import (ChannelState, Meeting, MeetingAttendee, MeetingStatus, MessageKind, UsageEvent,
@@ -89,46 +89,59 @@ def vietnam_day(column: ColumnElement, dialect: str) -> ColumnElement[date]:
     return type_coerce(day, Date)
 
 
-def counts_for_period(engine: Engine, start: date, end: date) -> dict[str, OfficialCounts]:
-    """Counts for every official with a ledger event, or a meeting created as secretary, in
-    Vietnam days ``start`` to ``end`` (inclusive), keyed by official address.
-
-    Trusts the ledger (events are written with the message they describe, see
-    :mod:`mailhub.ledger`); events without an official (unauthenticated refusals) count for
-    nobody. Three queries: per-official event totals, counted mail per official and day, and
-    meetings per secretary.
-    """
+def daily_counts(conn: Connection, start: date, end: date) -> list[tuple[str, date, int, int, int, int]]:
+    """``(official, day, sent, refused_outside, documents, documents_valid)`` for every
+    official and Vietnam day from ``start`` to ``end`` with anything to count (what each
+    field counts: the module docstring). One ``GROUP BY``; events without an official
+    (unauthenticated refusals) count for nobody."""
     since, until = period_bounds(start, end)
-    in_period = and_(_ev.at >= since, _ev.at < until, _ev.official_email.is_not(None))
-    day = vietnam_day(_ev.at, engine.dialect.name).label("day")
-    counted_mail = and_(_ev.kind == MessageKind.EMAIL.value, _ev.to_self.is_(False), _ev.automatic.is_(False))
+    counted = and_(_ev.kind == MessageKind.EMAIL.value, _ev.to_self.is_(False), _ev.automatic.is_(False))
+    refused = and_(_ev.kind == UsageKind.REFUSED.value, _ev.policy.in_(OUTSIDE_RULES))
+    day = vietnam_day(_ev.at, conn.dialect.name).label("day")
+    query = (select(_ev.official_email, day,
+                    func.count().filter(counted), func.count().filter(refused),
+                    func.count().filter(_ev.signature.is_not(None)),
+                    func.count().filter(_ev.signature == SIGNED_VALID))
+             .where(_ev.at >= since, _ev.at < until, _ev.official_email.is_not(None),
+                    counted | refused | _ev.signature.is_not(None))
+             .group_by(_ev.official_email, day))
+    return [tuple(row) for row in conn.execute(query)]
+
+
+def meetings_by_secretary(conn: Connection, start: date, end: date) -> dict[str, tuple[int, int]]:
+    """Meetings created in Vietnam days ``start`` to ``end``, per secretary: (organised,
+    with electronic invitations)."""
+    since, until = period_bounds(start, end)
     electronic = or_(
         _mt.status == MeetingStatus.SENT.value,
         and_(_mt.status == MeetingStatus.CANCELLED.value,
              exists().where(_at.meeting_id == _mt.id,
                             or_(_at.email_state != ChannelState.NONE.value,
                                 _at.sms_state != ChannelState.NONE.value))))
+    query = (select(_mt.secretary_email, func.count(), func.sum(case((electronic, 1), else_=0)))
+             .where(_mt.created_at >= since, _mt.created_at < until).group_by(_mt.secretary_email))
+    return {secretary: (count, int(electronic_count or 0))
+            for secretary, count, electronic_count in conn.execute(query)}
 
-    totals = select(
-        _ev.official_email,
-        func.count().filter(_ev.kind == UsageKind.REFUSED.value, _ev.policy.in_(OUTSIDE_RULES)),
-        func.count().filter(_ev.signature.is_not(None)),
-        func.count().filter(_ev.signature == SIGNED_VALID),
-    ).where(in_period).group_by(_ev.official_email)
-    per_day = (select(_ev.official_email, day, func.count())
-               .where(in_period, counted_mail).group_by(_ev.official_email, day))
-    meetings = (select(_mt.secretary_email, func.count(), func.sum(case((electronic, 1), else_=0)))
-                .where(_mt.created_at >= since, _mt.created_at < until).group_by(_mt.secretary_email))
 
-    found: dict[str, dict] = defaultdict(lambda: {"active_days": set(), "sent": 0})
+def counts_for_period(engine: Engine, start: date, end: date) -> dict[str, OfficialCounts]:
+    """Counts for every official with something counted, or a meeting created as secretary,
+    in Vietnam days ``start`` to ``end`` (inclusive), keyed by official address: the plain
+    per-official form of :func:`daily_counts` and :func:`meetings_by_secretary` (the scoring
+    engine reads the same figures through the monthly rollup)."""
+    found: dict[str, dict] = defaultdict(lambda: {"active_days": set(), "sent": 0, "refused_outside": 0,
+                                                  "documents": 0, "documents_valid": 0})
     with engine.connect() as conn:
-        for official, refused, documents, valid in conn.execute(totals):
-            found[official].update(refused_outside=refused, documents=documents, documents_valid=valid)
-        for official, on_day, sent in conn.execute(per_day):
-            found[official]["sent"] += sent
-            found[official]["active_days"].add(on_day)
-        for secretary, count, electronic_count in conn.execute(meetings):
-            found[secretary].update(meetings=count, meetings_electronic=int(electronic_count or 0))
+        for official, on_day, sent, refused, documents, valid in daily_counts(conn, start, end):
+            values = found[official]
+            values["sent"] += sent
+            values["refused_outside"] += refused
+            values["documents"] += documents
+            values["documents_valid"] += valid
+            if sent:
+                values["active_days"].add(on_day)
+        for secretary, (count, electronic) in meetings_by_secretary(conn, start, end).items():
+            found[secretary].update(meetings=count, meetings_electronic=electronic)
     return {official: OfficialCounts(official, **{**values, "active_days": frozenset(values["active_days"])})
             for official, values in sorted(found.items())}
 
