@@ -129,6 +129,7 @@ class Mailhub:
         from invites.rsvp import ensure_key
         from invites.rsvp_pages import rsvp_router
         from mailhub.http import HttpService, create_app
+        from mailhub.scoring.api import scores_router
 
         sock = self._sockets.get("http")
         if sock is None:
@@ -137,7 +138,8 @@ class Mailhub:
         rsvp_key = await asyncio.to_thread(ensure_key, self.config.rsvp_key_path)
         routers = [rsvp_router(self.engine, rsvp_key),
                    meetings_api_router(self.engine, self.config, self._signer, rsvp_key),
-                   meeting_changes_router(self.engine, self.config, self._signer, rsvp_key)]
+                   meeting_changes_router(self.engine, self.config, self._signer, rsvp_key),
+                   scores_router(self.engine, self.config)]
         if self.config.sms.gateway == "twilio":
             from invites.webhooks import twilio_router
 

@@ -25,6 +25,7 @@ from mailhub import directory, passwords, schema, tlscert
 from mailhub.cli_documents import documents_app
 from mailhub.cli_invite import invite_app
 from mailhub.cli_queue import queue_app
+from mailhub.cli_scores import report, scores_app
 from mailhub.cli_token import token_app
 from mailhub.config import Config, load_config
 from mailhub.errors import InputError, MailhubError
@@ -41,8 +42,9 @@ dkim_app = typer.Typer(help="DKIM keys.", no_args_is_help=True)
 for _sub, _name in ((unit_app, "unit"), (user_app, "user"), (alias_app, "alias"),
                     (mailbox_app, "mailbox"), (directory_app, "directory"), (dkim_app, "dkim"),
                     (queue_app, "queue"), (invite_app, "invite"), (token_app, "token"),
-                    (documents_app, "documents")):
+                    (documents_app, "documents"), (scores_app, "scores")):
     app.add_typer(_sub, name=_name)
+app.command("report")(report)
 
 
 class _State:

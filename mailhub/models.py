@@ -45,7 +45,9 @@ class Unit(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-ROLES = ("official", "secretary", "hr", "admin")
+# official: sends mail, sees their own score; secretary: issues meeting invitations; leader:
+# heads a unit and sees its scores; hr: the Department of Home Affairs, every score; admin: IT.
+ROLES = ("official", "secretary", "leader", "hr", "admin")
 
 
 class Official(SQLModel, table=True):

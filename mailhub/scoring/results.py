@@ -7,7 +7,7 @@ that form so it reads back exactly as it was when closed, whatever the configura
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -133,6 +133,19 @@ class PeriodScores:
         if not rows:
             return None
         return sum(r[0] for r in rows), sum(r[1] or 0 for r in rows)
+
+    def for_unit(self, code: str) -> PeriodScores:
+        """Only the unit ``code`` and the units directly under it, and the officials who counted
+        days in any of them (a transferred official shows in both units)."""
+        units = tuple(u for u in self.units if code in (u.code, u.parent))
+        codes = {u.code for u in units} | {code}
+        officials = tuple(o for o in self.officials
+                          if o.unit in codes or any(unit in codes for unit, _ in o.days_by_unit))
+        return replace(self, units=units, officials=officials)
+
+    def for_official(self, email: str) -> PeriodScores:
+        """Only the official ``email`` (no unit)."""
+        return replace(self, units=(), officials=tuple(o for o in self.officials if o.email == email))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form (dates as ISO text, ``inf`` ratios as ``None``)."""
