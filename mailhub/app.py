@@ -16,6 +16,7 @@ import socket
 import ssl
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 from mailhub.config import Config
 from mailhub.db import make_engine
@@ -157,6 +158,7 @@ class Mailhub:
         from mailhub.delivery.routing import Router
         from mailhub.delivery.schedule import RetrySchedule
         from mailhub.delivery.worker import DeliveryWorker
+        from mailhub.scoring.rollup import run_rollup
 
         config, d = self.config, self.config.delivery
         schedule = RetrySchedule.from_config(d)
@@ -172,6 +174,8 @@ class Mailhub:
         self._tasks.append(loop.create_task(self.worker.run(self._stop)))
         self._tasks.append(loop.create_task(self.notifier.run(self._stop)))
         self._tasks.append(loop.create_task(run_retention(self.engine, config.queue.retention_days, self._stop)))
+        self._tasks.append(loop.create_task(run_rollup(
+            self.engine, timedelta(minutes=config.scoring.rollup_grace_minutes), self._stop)))
         reports = ReportsFromThread(self.engine, loop, self._stop)
         gateway = build_gateway(config, on_report=reports.on_report)
         if hasattr(gateway, "start"):

@@ -14,7 +14,9 @@ lock). Events written for days already rolled up (a backfill) need ``rebuild`` t
 """
 from __future__ import annotations
 
+import asyncio
 import calendar
+import logging
 import zlib
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
@@ -39,6 +41,7 @@ _SHAPE = (31, len(DAY_FIELDS))
 
 _um = UsageMonth.__table__.c
 _ur = UsageRollup.__table__.c
+log = logging.getLogger("mailhub.scoring")
 
 
 def month_key(day: date) -> str:
@@ -159,3 +162,23 @@ def _fill_from_rollup(conn: Connection, grid: np.ndarray, index: dict[str, int],
     cells = np.frombuffer(b"".join(blob for _, blob in keep), dtype=_CELL).reshape(-1, *_SHAPE)
     targets = np.fromiter((row for row, _ in keep), dtype=np.int64, count=len(keep))
     grid[targets, (lo - start).days:(hi - start).days + 1] = cells[:, lo.day - 1:hi.day]
+
+
+async def run_rollup(engine: Engine, grace: timedelta, stop_event: asyncio.Event, *,
+                     interval: float = 1800.0) -> None:
+    """Keep this month's and last month's rollup up to date, every ``interval`` seconds (and
+    at start) until ``stop_event``: each day is rolled up soon after it ends, so HR's first
+    request does not pay for it. A failure is logged and tried again next time."""
+    while not stop_event.is_set():
+        today = utcnow().astimezone(VIETNAM).date()
+        try:
+            done = await asyncio.to_thread(roll_up, engine, (today.replace(day=1) - timedelta(days=1)).replace(day=1),
+                                           today, grace=grace)
+            if done:
+                log.info("usage ledger rolled up for scoring: %s", ", ".join(done))
+        except Exception:
+            log.exception("rolling up the usage ledger for scoring failed; trying again later")
+        try:
+            await asyncio.wait_for(stop_event.wait(), interval)
+        except TimeoutError:
+            pass
