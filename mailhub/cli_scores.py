@@ -59,9 +59,14 @@ def _compute(ctx: typer.Context, period: str | None) -> PeriodScores:
     started = time.monotonic()
     with Console(stderr=True).status(f"Computing the scores of {period}…"):
         scores = scores_for(state.engine(), state.config(), period)
-    typer.echo(f"{len(scores.officials)} officials, {len(scores.units)} units "
-               f"({time.monotonic() - started:.1f} s)", err=True)
+    ctx.meta["scores_computed"] = (f"{len(scores.officials)} officials, {len(scores.units)} units "
+                                   f"({time.monotonic() - started:.1f} s)")
     return scores
+
+
+def _done(ctx: typer.Context) -> None:
+    """Say on stderr what was computed and how long it took, once the output is written."""
+    typer.echo(ctx.meta["scores_computed"], err=True)
 
 
 @scores_app.callback()
@@ -104,6 +109,7 @@ def scores(ctx: typer.Context, period: PeriodOption = None,
             typer.echo(f"{out}: {len(shown.officials if by == 'official' else shown.units)} {by}s")
     else:
         _print_table(result, by, unit)
+    _done(ctx)
 
 
 def _print_table(result: PeriodScores, by: str, unit: str | None) -> None:
@@ -231,3 +237,4 @@ def report(ctx: typer.Context, period: PeriodOption = None,
     result = _compute(ctx, period)
     write_report(result, out, locale)
     typer.echo(f"{out}: report for {result.period.label_vi}")
+    _done(ctx)
