@@ -24,12 +24,14 @@ run: install
 test: install test-tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## Debian tools some tests use: Perl Mail::DKIM (an independent DKIM verifier) and
-## poppler-utils (pdftoppm renders the HR report's PDF pages). Best effort: without
-## root or a package mirror the tests that need them skip.
-TEST_PACKAGES := libmail-dkim-perl poppler-utils
+## Debian tools some tests use: Perl Mail::DKIM (an independent DKIM verifier),
+## poppler-utils (pdftoppm renders the HR report's PDF pages) and HarfBuzz's subsetter
+## (WeasyPrint embeds fonts with it). Best effort: without root or a package mirror the
+## tests that need them skip.
+TEST_PACKAGES := libmail-dkim-perl poppler-utils libharfbuzz-subset0
 test-tools:
-	@{ perl -MMail::DKIM::Verifier -e 1 2>/dev/null && command -v pdftoppm >/dev/null; } || \
+	@{ perl -MMail::DKIM::Verifier -e 1 2>/dev/null && command -v pdftoppm >/dev/null && \
+	   ldconfig -p | grep -q libharfbuzz-subset; } || \
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	    { apt-get install -y -qq $(TEST_PACKAGES) >/dev/null 2>&1 || \
 	      { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq $(TEST_PACKAGES) >/dev/null 2>&1; }; } ; } || \
