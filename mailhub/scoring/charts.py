@@ -119,22 +119,11 @@ class CityRate:
 
 
 def city_rates(scores: PeriodScores) -> tuple[CityRate, ...]:
-    """Every indicator of ``scores.indicators``, in order, with its numerators and denominators
-    summed: over every official's score (insufficient data included: their mail happened), or
-    over every unit's unit-level parts. For I1 that is Σ sent / Σ (sent + refused outside)."""
-    sums: dict[tuple[str, str], list[int]] = {(i.level, i.code): [0, 0] for i in scores.indicators}
-    for official in scores.officials:
-        for part in official.score.parts:
-            if (pair := sums.get(("official", part.code))) is not None:
-                pair[0] += part.numerator
-                pair[1] += part.denominator
-    for unit in scores.units:
-        for part in unit.score.unit_parts:
-            if (pair := sums.get(("unit", part.code))) is not None:
-                pair[0] += part.numerator
-                pair[1] += part.denominator
+    """Every indicator of ``scores.indicators``, in order, with its counts pooled over the
+    city (:meth:`PeriodScores.pooled`)."""
+    pooled = scores.pooled()
     return tuple(CityRate(i.code, i.name_vi, i.name_en, i.level, i.weight, i.target,
-                          *sums[i.level, i.code]) for i in scores.indicators)
+                          *pooled[i.level, i.code]) for i in scores.indicators)
 
 
 def chart_indicators(scores: PeriodScores, locale: str = "vi") -> str:

@@ -127,6 +127,20 @@ class PeriodScores:
                 sums[name] += getattr(official.activity, name)
         return Activity(**sums)
 
+    def pooled(self) -> dict[tuple[str, str], tuple[int, int]]:
+        """Each indicator's counts summed over the city, keyed by (level, code): Σ numerators
+        and Σ denominators over every official (scored or not: it measures use, not scores)
+        for an official indicator, over the units' registers for a unit indicator. For I1 that
+        is Σ sent / Σ (sent + refused outside)."""
+        sums = {(i.level, i.code): [0, 0] for i in self.indicators}
+        parts = [("official", p) for o in self.officials for p in o.score.parts]
+        parts += [("unit", p) for u in self.units for p in u.score.unit_parts]
+        for level, part in parts:
+            if (pair := sums.get((level, part.code))) is not None:
+                pair[0] += part.numerator
+                pair[1] += part.denominator
+        return {key: (n, d) for key, (n, d) in sums.items()}
+
     def register_totals(self) -> tuple[int, int] | None:
         """Documents issued and issued electronically over the units with a register, or None."""
         rows = [(u.issued, u.issued_electronic) for u in self.units if u.issued is not None]

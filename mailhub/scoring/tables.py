@@ -203,15 +203,7 @@ def _codes(scores: PeriodScores, level: str) -> tuple[str, ...]:
 
 
 def _city_rate(scores: PeriodScores, indicator: IndicatorInfo) -> float | None:
-    if indicator.level == "official":
-        parts = (p for o in scores.officials for p in o.score.parts)
-    else:
-        parts = (p for u in scores.units for p in u.score.unit_parts)
-    numerator = denominator = 0
-    for p in parts:
-        if p.code == indicator.code:
-            numerator += p.numerator
-            denominator += p.denominator
+    numerator, denominator = scores.pooled()[indicator.level, indicator.code]
     return numerator / denominator if denominator else None
 
 
