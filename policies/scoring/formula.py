@@ -11,12 +11,13 @@ never goes below 0. Too few counted working days, or no applicable indicator, is
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
-from policies.scoring.model import ScoringModel
+from policies.scoring.model import Indicator, ScoringModel
 
 SCORED = "scored"
 INSUFFICIENT_DATA = "insufficient_data"
@@ -34,6 +35,9 @@ class Counts:
         if not 0 <= self.numerator <= self.denominator:
             raise ValueError(f"counts must satisfy 0 <= numerator <= denominator, "
                              f"got {self.numerator}/{self.denominator}")
+
+
+_NOTHING = Counts(0, 0)  # an indicator with nothing counted: it does not apply
 
 
 @dataclass(frozen=True)
@@ -103,20 +107,18 @@ def score(model: ScoringModel, counts: Mapping[str, Counts], days_counted: int,
         raise ValueError(f"days_counted and deductions must not be negative, "
                          f"got {days_counted} and {deductions}")
     total_weight = model.total_weight
-    applicable = [i for i in model.indicators if counts.get(i.code, Counts(0, 0)).denominator > 0]
+    applicable = [i for i in model.indicators if counts.get(i.code, _NOTHING).denominator > 0]
     applicable_weight = sum(i.weight for i in applicable)
     scale = total_weight / applicable_weight if applicable else 0.0
     parts: list[Part] = []
     notes: list[str] = []
     for indicator in model.indicators:
-        c = counts.get(indicator.code, Counts(0, 0))
+        c = counts.get(indicator.code, _NOTHING)
         if c.denominator == 0:
             parts.append(Part(indicator.code, c.numerator, c.denominator, None, indicator.target,
                               indicator.weight, 0.0, 0.0, False))
             if applicable:
-                notes.append(f"{indicator.code} ({indicator.name_vi}) không áp dụng (mẫu số bằng 0); "
-                             f"{vn_number(indicator.weight)} điểm của chỉ số này được phân bổ theo "
-                             f"tỷ lệ cho các chỉ số còn lại.")
+                notes.append(_not_applicable_note(indicator))
             continue
         rate = c.numerator / c.denominator
         effective = indicator.weight * scale
@@ -155,6 +157,14 @@ def vn_number(value: float, *, keep_zero: bool = False) -> str:
     (Scores stay below 1000, so no thousands separator is needed.)"""
     text = f"{shown(value):f}"
     return (text if keep_zero else text.removesuffix(".0")).replace(".", ",")
+
+
+@functools.lru_cache(maxsize=256)
+def _not_applicable_note(indicator: Indicator) -> str:
+    # The same words for every official an indicator does not apply to: made once.
+    return (f"{indicator.code} ({indicator.name_vi}) không áp dụng (mẫu số bằng 0); "
+            f"{vn_number(indicator.weight)} điểm của chỉ số này được phân bổ theo "
+            f"tỷ lệ cho các chỉ số còn lại.")
 
 
 def _part_line(part: Part) -> str:
