@@ -8,7 +8,10 @@ rules of :mod:`policies.scoring` (``score``, ``unit_score``, ``rank_within_group
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -29,6 +32,7 @@ from policies.scoring.periods import Period
 from policies.scoring.units import MemberScore, rank_within_groups, unit_score
 
 GROUP_ORDER = ("city", "department", "district", "ward", "other")
+_NONE = Counts(0, 0)
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,27 @@ def compute(engine: Engine, period: Period, models: ModelSet, holidays: Holidays
             now: datetime | None = None, grace: timedelta = timedelta(minutes=15),
             bursts: BurstRule = BurstRule()) -> PeriodScores:
     """Every official's and unit's score for ``period`` (up to today if it is still running)."""
-    now = now or utcnow()
+    with _no_cycle_collection():
+        return _compute(engine, period, models, holidays, now or utcnow(), grace, bursts)
+
+
+@contextlib.contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Pause Python's cycle collector while a city's results are built: hundreds of thousands
+    of new objects would trigger full collections that walk every live object again and again
+    (a third of the time for 50,000 officials). The results hold no cycles; collection
+    resumes when they are built."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _compute(engine: Engine, period: Period, models: ModelSet, holidays: Holidays, now: datetime,
+             grace: timedelta, bursts: BurstRule) -> PeriodScores:
     start, end = period.start, min(period.end, now.astimezone(VIETNAM).date())
     if end < start:
         raise ValueError(f"period {period} has not started")
@@ -67,17 +91,17 @@ def compute(engine: Engine, period: Period, models: ModelSet, holidays: Holidays
     maybe_burst = _burst_candidates(sent_on_working, bursts)
 
     model = models.officials
+    measured = frozenset(i.code for i in model.indicators)
     officials: list[OfficialResult] = []
     members: dict[str, list[MemberScore]] = defaultdict(list)
-    for n, s in enumerate(staff):
+    # Python ints, row by row: indexing a NumPy array element by element costs more than this.
+    for n, (s, (sent, refused, documents, valid), active_days) in enumerate(
+            zip(staff, totals.tolist(), active.tolist(), strict=True)):
         held, electronic = meetings.get(s.email, (0, 0))
-        activity = Activity(sent=int(totals[n, rollup.SENT]), refused_outside=int(totals[n, rollup.REFUSED]),
-                            active_days=int(active[n]), documents=int(totals[n, rollup.DOCUMENTS]),
-                            documents_valid=int(totals[n, rollup.VALID]), meetings=held,
-                            meetings_electronic=electronic, deduction_cases=cases.get(s.email, 0))
+        activity = Activity(sent, refused, active_days, documents, valid, held, electronic, cases.get(s.email, 0))
         split = days_by_unit[n]
         counted = sum(split.values())
-        result = score(model, _indicator_counts(activity, counted, model), counted, activity.deduction_cases)
+        result = score(model, _indicator_counts(activity, counted, measured), counted, activity.deduction_cases)
         flags = ()
         if maybe_burst[n]:
             daily = dict(zip(working, sent_on_working[n].tolist(), strict=True))
@@ -96,15 +120,14 @@ def compute(engine: Engine, period: Period, models: ModelSet, holidays: Holidays
                         officials=tuple(officials), units=unit_results)
 
 
-def _indicator_counts(a: Activity, days: int, model) -> dict[str, Counts]:
-    def share(numerator: int, denominator: int) -> Counts:
-        return Counts(numerator, denominator) if denominator else Counts(0, 0)
-
-    every = {"I1": lambda: share(a.sent, a.sent + a.refused_outside),
-             "I2": lambda: share(min(a.active_days, days), days),
-             "I3": lambda: share(a.meetings_electronic, a.meetings),
-             "I4": lambda: share(a.documents_valid, a.documents)}
-    return {i.code: every[i.code]() for i in model.indicators}
+def _indicator_counts(a: Activity, days: int, measured: frozenset[str]) -> dict[str, Counts]:
+    """The counts behind I1..I4 (what each counts: :mod:`mailhub.scoring.counts`), for the
+    indicators the model weighs; a zero denominator means the indicator does not apply."""
+    counts = {"I1": Counts(a.sent, a.sent + a.refused_outside) if a.sent + a.refused_outside else _NONE,
+              "I2": Counts(min(a.active_days, days), days) if days else _NONE,
+              "I3": Counts(a.meetings_electronic, a.meetings) if a.meetings else _NONE,
+              "I4": Counts(a.documents_valid, a.documents) if a.documents else _NONE}
+    return counts if len(measured) == 4 else {code: c for code, c in counts.items() if code in measured}
 
 
 def _employment(staff, working: list[date]) -> tuple[np.ndarray, list[dict[str, int]]]:
@@ -151,9 +174,12 @@ def _unit_name(units: dict[str, employment.UnitInfo], code: str) -> str:
 def _units(officials: list[OfficialResult], members: dict[str, list[MemberScore]],
            units: dict[str, employment.UnitInfo], models: ModelSet,
            registers: dict[str, tuple[int, int]]) -> tuple[UnitResult, ...]:
-    activity: dict[str, list[Activity]] = defaultdict(list)
+    fields = tuple(Activity.__dataclass_fields__)
+    sums: dict[str, list[int]] = defaultdict(lambda: [0] * len(fields))
     for o in officials:
-        activity[o.unit].append(o.activity)
+        total = sums[o.unit]
+        for n, value in enumerate(astuple_activity(o.activity)):
+            total[n] += value
     scores = []
     for code in sorted(set(members) | set(registers)):
         info = units.get(code) or employment.UnitInfo(code, code, "other", None)
@@ -167,12 +193,16 @@ def _units(officials: list[OfficialResult], members: dict[str, list[MemberScore]
     for kind, ranked in sorted(rank_within_groups(scores).items(), key=lambda kv: _group_key(kv[0])):
         for rank, s in ranked:
             register = registers.get(s.unit)
-            rows = activity.get(s.unit, [])
-            summed = Activity(**{f: sum(getattr(a, f) for a in rows) for f in Activity.__dataclass_fields__})
+            summed = Activity(*sums[s.unit]) if s.unit in sums else Activity()
             results.append(UnitResult(s, kind, units[s.unit].parent if s.unit in units else None, rank,
                                       len(ranked), register[0] if register else None,
                                       register[1] if register else None, summed))
     return tuple(results)
+
+
+def astuple_activity(a: Activity) -> tuple[int, ...]:
+    return (a.sent, a.refused_outside, a.active_days, a.documents, a.documents_valid, a.meetings,
+            a.meetings_electronic, a.deduction_cases)
 
 
 def _group_key(kind: str) -> int:

@@ -155,8 +155,11 @@ def period_grid(engine: Engine, start: date, end: date, index: dict[str, int], *
 
 def _fill_from_rollup(conn: Connection, grid: np.ndarray, index: dict[str, int], first: date,
                       lo: date, hi: date, start: date) -> None:
-    rows = conn.execute(select(_um.official_email, _um.days).where(_um.month == month_key(first))).all()
-    keep = [(index[official], blob) for official, blob in rows if official in index]
+    # The driver's rows as they come: SQLAlchemy's row processing would double the time here.
+    rows = conn.exec_driver_sql("SELECT official_email, days FROM usage_month WHERE month = "
+                                + ("?" if conn.dialect.name == "sqlite" else "%s"),
+                                (month_key(first),)).fetchall()
+    keep = [(index[official], bytes(blob)) for official, blob in rows if official in index]
     if not keep:
         return
     cells = np.frombuffer(b"".join(blob for _, blob in keep), dtype=_CELL).reshape(-1, *_SHAPE)

@@ -100,7 +100,7 @@ def score(model: ScoringModel, counts: Mapping[str, Counts], days_counted: int,
     apply; a code in ``counts`` that the model does not know, or negative days or deductions,
     is a ``ValueError``.
     """
-    unknown = set(counts) - {i.code for i in model.indicators}
+    unknown = counts.keys() - model.codes
     if unknown:
         raise ValueError(f"counts for indicators not in model {model.version}: {sorted(unknown)}")
     if days_counted < 0 or deductions < 0:
@@ -115,8 +115,7 @@ def score(model: ScoringModel, counts: Mapping[str, Counts], days_counted: int,
     for indicator in model.indicators:
         c = counts.get(indicator.code, _NOTHING)
         if c.denominator == 0:
-            parts.append(Part(indicator.code, c.numerator, c.denominator, None, indicator.target,
-                              indicator.weight, 0.0, 0.0, False))
+            parts.append(_not_applicable_part(indicator))
             if applicable:
                 notes.append(_not_applicable_note(indicator))
             continue
@@ -157,6 +156,12 @@ def vn_number(value: float, *, keep_zero: bool = False) -> str:
     (Scores stay below 1000, so no thousands separator is needed.)"""
     text = f"{shown(value):f}"
     return (text if keep_zero else text.removesuffix(".0")).replace(".", ",")
+
+
+@functools.lru_cache(maxsize=256)
+def _not_applicable_part(indicator: Indicator) -> Part:
+    # Immutable and the same for everyone the indicator does not apply to: shared.
+    return Part(indicator.code, 0, 0, None, indicator.target, indicator.weight, 0.0, 0.0, False)
 
 
 @functools.lru_cache(maxsize=256)

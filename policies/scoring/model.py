@@ -5,6 +5,7 @@ HR issue is :data:`DEFAULT_MODEL`.
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -65,9 +66,13 @@ class ScoringModel:
         if self.min_days < 0 or self.deduction_per_case < 0 or self.deduction_cap < 0:
             raise ValueError("min_days, deduction_per_case and deduction_cap must not be negative")
 
-    @property
+    @functools.cached_property
     def total_weight(self) -> float:
         return sum(i.weight for i in self.indicators)
+
+    @functools.cached_property
+    def codes(self) -> frozenset[str]:
+        return frozenset(i.code for i in self.indicators)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], source: str) -> ScoringModel:
