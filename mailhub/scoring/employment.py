@@ -57,12 +57,13 @@ def load_staff(engine: Engine, start: date, end: date) -> list[Staff]:
     with engine.connect() as conn:
         # The driver's rows: a city's 50,000 officials through SQLAlchemy's row processing
         # would take longer than scoring them.
-        officials = conn.exec_driver_sql(
-            "SELECT id, email, full_name, unit_code, active FROM official ORDER BY email").fetchall()
+        # Sorted here: ORDER BY would walk the email index and fetch each row apart.
+        officials = sorted(conn.exec_driver_sql(
+            "SELECT id, email, full_name, unit_code, active FROM official").fetchall(), key=lambda r: r[1])
         rows: dict[int, list[Assignment]] = defaultdict(list)
-        for official_id, unit, first, last in conn.execute(
-                select(_as.official_id, _as.unit_code, _as.start, _as.end)).fetchall():
-            rows[official_id].append(Assignment(unit, first, last))
+        for official_id, unit, first, last in conn.exec_driver_sql(
+                'SELECT official_id, unit_code, start, "end" FROM official_assignment').fetchall():
+            rows[official_id].append(Assignment(unit, _as_date(first), _as_date(last)))
     staff = []
     for official_id, email, name, unit, active in officials:
         employment = rows.get(official_id)
@@ -74,6 +75,11 @@ def load_staff(engine: Engine, start: date, end: date) -> list[Staff]:
             staff.append(Staff(email, name, unit, tuple(employment) if len(employment) == 1
                                else tuple(sorted(employment, key=lambda a: a.start))))
     return staff
+
+
+def _as_date(value: date | str | None) -> date | None:
+    # SQLite gives the stored text ('2026-08-17'), PostgreSQL a date.
+    return date.fromisoformat(value) if isinstance(value, str) else value
 
 
 # ---- import -----------------------------------------------------------------

@@ -11,7 +11,6 @@ never goes below 0. Too few counted working days, or no applicable indicator, is
 """
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -107,17 +106,18 @@ def score(model: ScoringModel, counts: Mapping[str, Counts], days_counted: int,
         raise ValueError(f"days_counted and deductions must not be negative, "
                          f"got {days_counted} and {deductions}")
     total_weight = model.total_weight
-    applicable = [i for i in model.indicators if counts.get(i.code, _NOTHING).denominator > 0]
-    applicable_weight = sum(i.weight for i in applicable)
+    found = [(indicator, counts.get(indicator.code, _NOTHING)) for indicator in model.indicators]
+    applicable_weight = sum(indicator.weight for indicator, c in found if c.denominator)
+    applicable = applicable_weight > 0  # weights are above 0, so: some indicator applies
     scale = total_weight / applicable_weight if applicable else 0.0
     parts: list[Part] = []
     notes: list[str] = []
-    for indicator in model.indicators:
-        c = counts.get(indicator.code, _NOTHING)
-        if c.denominator == 0:
-            parts.append(_not_applicable_part(indicator))
+    for indicator, c in found:
+        if not c.denominator:
+            part, note = _not_applicable(indicator)
+            parts.append(part)
             if applicable:
-                notes.append(_not_applicable_note(indicator))
+                notes.append(note)
             continue
         rate = c.numerator / c.denominator
         effective = indicator.weight * scale
@@ -158,18 +158,20 @@ def vn_number(value: float, *, keep_zero: bool = False) -> str:
     return (text if keep_zero else text.removesuffix(".0")).replace(".", ",")
 
 
-@functools.lru_cache(maxsize=256)
-def _not_applicable_part(indicator: Indicator) -> Part:
-    # Immutable and the same for everyone the indicator does not apply to: shared.
-    return Part(indicator.code, 0, 0, None, indicator.target, indicator.weight, 0.0, 0.0, False)
+_NOT_APPLICABLE: dict[Indicator, tuple[Part, str]] = {}
 
 
-@functools.lru_cache(maxsize=256)
-def _not_applicable_note(indicator: Indicator) -> str:
-    # The same words for every official an indicator does not apply to: made once.
-    return (f"{indicator.code} ({indicator.name_vi}) không áp dụng (mẫu số bằng 0); "
-            f"{vn_number(indicator.weight)} điểm của chỉ số này được phân bổ theo "
-            f"tỷ lệ cho các chỉ số còn lại.")
+def _not_applicable(indicator: Indicator) -> tuple[Part, str]:
+    """The part and the note for an indicator that does not apply: the same for everyone it
+    does not apply to, so made once (both immutable) and shared."""
+    found = _NOT_APPLICABLE.get(indicator)
+    if found is None:
+        part = Part(indicator.code, 0, 0, None, indicator.target, indicator.weight, 0.0, 0.0, False)
+        note = (f"{indicator.code} ({indicator.name_vi}) không áp dụng (mẫu số bằng 0); "
+                f"{vn_number(indicator.weight)} điểm của chỉ số này được phân bổ theo "
+                f"tỷ lệ cho các chỉ số còn lại.")
+        found = _NOT_APPLICABLE[indicator] = (part, note)
+    return found
 
 
 def _part_line(part: Part) -> str:
