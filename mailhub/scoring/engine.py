@@ -12,6 +12,7 @@ import contextlib
 import gc
 from collections import defaultdict
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -74,17 +75,21 @@ def _compute(engine: Engine, period: Period, models: ModelSet, holidays: Holiday
     if end < start:
         raise ValueError(f"period {period} has not started")
     working = working_days(start, end, holidays.dates)
-    staff = employment.load_staff(engine, start, end)
-    units = employment.load_units(engine)
-    index = {s.email: n for n, s in enumerate(staff)}
-    grid = rollup.period_grid(engine, start, end, index, now=now, grace=grace)
+    # The ledger's rows are read in a thread while this one reads the directory: the drivers
+    # let go of the GIL while the database works.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scoring-read") as pool:
+        reading = pool.submit(rollup.read_period, engine, start, end, now=now, grace=grace)
+        staff = employment.load_staff(engine, start, end)
+        units = employment.load_units(engine)
+        index = {s.email: n for n, s in enumerate(staff)}
+        grid = reading.result().grid(index)
     with engine.connect() as conn:
         meetings = meetings_by_secretary(conn, start, end)
         data_until = conn.execute(select(func.max(UsageEvent.__table__.c.at))).scalar()
     cases = inputs.deductions(engine, start, end)
 
     columns = np.array([(d - start).days for d in working], dtype=np.int64)
-    sent_on_working = grid[:, columns, rollup.SENT] if len(columns) else np.zeros((len(staff), 0), np.int64)
+    sent_on_working = grid[:, columns, rollup.SENT] if len(columns) else np.zeros((len(staff), 0), np.int32)
     employed, days_by_unit = _employment(staff, working)
     active = ((sent_on_working > 0) & employed).sum(axis=1)
     totals = grid.sum(axis=1)

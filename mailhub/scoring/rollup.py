@@ -18,6 +18,7 @@ import asyncio
 import calendar
 import logging
 import zlib
+from dataclasses import dataclass
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 
@@ -122,16 +123,41 @@ def _rebuild_month(engine: Engine, first: date, through: date, *, force: bool) -
                                             "events": int(sum(sum(r[2:]) for r in rows))}])
 
 
-def period_grid(engine: Engine, start: date, end: date, index: dict[str, int], *,
-                now: datetime | None = None, grace: timedelta = timedelta(minutes=15)) -> np.ndarray:
-    """Counts for the officials of ``index`` (address → row) and the days of ``[start, end]``:
-    an ``int64`` array of shape ``(len(index), days, 4)`` in :data:`DAY_FIELDS` order.
+@dataclass(frozen=True)
+class PeriodRows:
+    """What the database holds for a period's days, as read, before it is laid out for a set of
+    officials: per rolled-up month its rows and the days of it that are in the period, plus the
+    per-day rows of the days not rolled up yet."""
 
-    Rolls up the complete months' days first (:func:`roll_up`), reads them from
-    ``usage_month`` and the rest from the events; officials not in ``index`` are left out.
-    """
+    start: date
+    end: date
+    months: tuple[tuple[date, date, date, list], ...]  # (first day, lo, hi, [(official, blob)])
+    live: list[tuple[str, date, int, int, int, int]]
+
+    def grid(self, index: dict[str, int]) -> np.ndarray:
+        """The counts of the officials of ``index`` (address → row): an ``int32`` array of
+        shape ``(len(index), days, 4)`` in :data:`DAY_FIELDS` order; others are left out."""
+        grid = np.zeros((len(index), (self.end - self.start).days + 1, len(DAY_FIELDS)), dtype=np.int32)
+        for first, lo, hi, rows in self.months:
+            keep = [(index[official], bytes(blob)) for official, blob in rows if official in index]
+            if keep:
+                cells = np.frombuffer(b"".join(blob for _, blob in keep), dtype=_CELL).reshape(-1, *_SHAPE)
+                targets = np.fromiter((row for row, _ in keep), dtype=np.int64, count=len(keep))
+                grid[targets, (lo - self.start).days:(hi - self.start).days + 1] = cells[:, lo.day - 1:hi.day]
+        for official, day, *counts in self.live:
+            row = index.get(official)
+            if row is not None:
+                grid[row, (day - self.start).days] = counts
+        return grid
+
+
+def read_period(engine: Engine, start: date, end: date, *, now: datetime | None = None,
+                grace: timedelta = timedelta(minutes=15)) -> PeriodRows:
+    """The period's rows: rolls up the complete months' days first (:func:`roll_up`), reads
+    them from ``usage_month`` and the rest from the events. Needs no directory, so it can run
+    while the directory is read."""
     roll_up(engine, start, end, now=now, grace=grace)
-    grid = np.zeros((len(index), (end - start).days + 1, len(DAY_FIELDS)), dtype=np.int64)
+    found = []
     with engine.connect() as conn:
         done = rolled_through(conn, months(start, end))
         live_from = start
@@ -141,30 +167,22 @@ def period_grid(engine: Engine, start: date, end: date, index: dict[str, int], *
                 continue
             lo, hi = max(start, first), min(end, through)
             if lo <= hi:
-                _fill_from_rollup(conn, grid, index, first, lo, hi, start)
+                # The driver's rows as they come: SQLAlchemy's row processing would double the time.
+                rows = conn.exec_driver_sql("SELECT official_email, days FROM usage_month WHERE month = "
+                                            + ("?" if conn.dialect.name == "sqlite" else "%s"),
+                                            (month_key(first),)).fetchall()
+                found.append((first, lo, hi, rows))
             live_from = max(live_from, through + timedelta(days=1))
         # Only the last rolled month can stop short of its end, so what is not rolled up is
         # one tail of the period.
-        if live_from <= end:
-            for official, day, *counts in daily_counts(conn, live_from, end):
-                row = index.get(official)
-                if row is not None:
-                    grid[row, (day - start).days] = counts
-    return grid
+        live = daily_counts(conn, live_from, end) if live_from <= end else []
+    return PeriodRows(start, end, tuple(found), live)
 
 
-def _fill_from_rollup(conn: Connection, grid: np.ndarray, index: dict[str, int], first: date,
-                      lo: date, hi: date, start: date) -> None:
-    # The driver's rows as they come: SQLAlchemy's row processing would double the time here.
-    rows = conn.exec_driver_sql("SELECT official_email, days FROM usage_month WHERE month = "
-                                + ("?" if conn.dialect.name == "sqlite" else "%s"),
-                                (month_key(first),)).fetchall()
-    keep = [(index[official], bytes(blob)) for official, blob in rows if official in index]
-    if not keep:
-        return
-    cells = np.frombuffer(b"".join(blob for _, blob in keep), dtype=_CELL).reshape(-1, *_SHAPE)
-    targets = np.fromiter((row for row, _ in keep), dtype=np.int64, count=len(keep))
-    grid[targets, (lo - start).days:(hi - start).days + 1] = cells[:, lo.day - 1:hi.day]
+def period_grid(engine: Engine, start: date, end: date, index: dict[str, int], *,
+                now: datetime | None = None, grace: timedelta = timedelta(minutes=15)) -> np.ndarray:
+    """:func:`read_period` laid out for the officials of ``index`` (:meth:`PeriodRows.grid`)."""
+    return read_period(engine, start, end, now=now, grace=grace).grid(index)
 
 
 async def run_rollup(engine: Engine, grace: timedelta, stop_event: asyncio.Event, *,
