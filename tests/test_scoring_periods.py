@@ -191,3 +191,12 @@ def test_period_that_ends_before_it_starts_is_a_bug():
 
 def test_label_of_no_known_form_reads_as_a_range():
     assert Period("custom", date(2026, 1, 5), date(2026, 1, 9)).label_vi == "Từ 05/01/2026 đến 09/01/2026"
+
+
+@pytest.mark.parametrize(("text", "label_en"), [
+    ("2026-Q3", "Q3 2026"), ("2026-H1", "First half of 2026"), ("2026-h2", "Second half of 2026"),
+    ("2026-03", "March 2026"), ("2026", "Year 2026"),
+    ("2026-01-15..2026-03-31", "15/01/2026 to 31/03/2026"),
+])
+def test_english_labels(text, label_en):
+    assert parse_period(text).label_en == label_en

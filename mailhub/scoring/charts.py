@@ -33,21 +33,14 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from mailhub.scoring.results import GROUP_LABELS_VI, PeriodScores
+from mailhub.scoring.results import GROUP_LABELS_EN, GROUP_LABELS_VI, PeriodScores
 from policies.scoring.formula import SCORED, shown
 
-__all__ = ["GROUP_LABELS_EN", "LOCALES", "CityRate", "chart_distribution", "chart_indicators",
+__all__ = ["LOCALES", "CityRate", "chart_distribution", "chart_indicators",
            "chart_units", "city_rates", "format_count", "format_number", "format_percent",
            "group_label"]
 
 LOCALES = ("vi", "en")
-GROUP_LABELS_EN = {
-    "city": "City",
-    "department": "Departments and agencies",
-    "district": "Districts and towns",
-    "ward": "Wards, communes and townships",
-    "other": "Other units",
-}
 
 FONT = "DejaVu Sans"
 WIDTH_IN = 6.45  # the A4 text width between the report's 30 mm and 15 mm margins (165 mm)

@@ -23,7 +23,6 @@ languages, lives in the template (``templates/reports/_text.html.j2``).
 from __future__ import annotations
 
 import os
-import re
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -47,9 +46,6 @@ SUFFIXES = (".html", ".pdf")
 MAX_FLAGGED = 50
 # Units drawn per group chart; the group's table lists them all.
 CHART_UNITS = 30
-
-_MONTHS_EN = ("January", "February", "March", "April", "May", "June", "July", "August",
-              "September", "October", "November", "December")
 
 
 def render_html(scores: PeriodScores, locale: str = "vi") -> str:
@@ -95,21 +91,10 @@ def write_report(scores: PeriodScores, path: str | os.PathLike[str], locale: str
 
 def period_label(period: Period, locale: str = "vi") -> str:
     """The period as a report title writes it: ``Quý III/2026`` (``Period.label_vi``) or, in
-    English, ``Q3 2026``, ``First half of 2026``, ``March 2026``, ``Year 2026``, or the dates."""
+    English (``Period.label_en``), ``Q3 2026``."""
     if locale not in LOCALES:
         raise ValueError(f"locale must be one of {LOCALES}, got {locale!r}")
-    if locale == "vi":
-        return period.label_vi
-    label = period.label
-    if m := re.fullmatch(r"([0-9]{4})-Q([1-4])", label):
-        return f"Q{m[2]} {m[1]}"
-    if m := re.fullmatch(r"([0-9]{4})-H([12])", label):
-        return f"{'First' if m[2] == '1' else 'Second'} half of {m[1]}"
-    if m := re.fullmatch(r"([0-9]{4})-([0-9]{2})", label):
-        return f"{_MONTHS_EN[int(m[2]) - 1]} {m[1]}"
-    if re.fullmatch(r"[0-9]{4}", label):
-        return f"Year {label}"
-    return f"{_day(period.start)} to {_day(period.end)}"
+    return period.label_vi if locale == "vi" else period.label_en
 
 
 def _context(scores: PeriodScores, locale: str) -> dict[str, Any]:

@@ -24,6 +24,13 @@ GROUP_LABELS_VI = {
     "ward": "Phường, xã, thị trấn",
     "other": "Đơn vị khác",
 }
+GROUP_LABELS_EN = {
+    "city": "City",
+    "department": "Departments and agencies",
+    "district": "Districts and towns",
+    "ward": "Wards, communes and townships",
+    "other": "Other units",
+}
 
 
 @dataclass(frozen=True)

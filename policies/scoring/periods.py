@@ -81,6 +81,19 @@ class Period:
             return f"Năm {m[1]}"
         return f"Từ {self.start:%d/%m/%Y} đến {self.end:%d/%m/%Y}"
 
+    @property
+    def label_en(self) -> str:
+        """The period in English, e.g. ``Q3 2026``, ``First half of 2026``, ``March 2026``."""
+        if m := _QUARTER.fullmatch(self.label):
+            return f"Q{m[2]} {m[1]}"
+        if m := _HALF.fullmatch(self.label):
+            return f"{'First' if m[2] == '1' else 'Second'} half of {m[1]}"
+        if m := _MONTH.fullmatch(self.label):
+            return f"{calendar.month_name[int(m[2])]} {m[1]}"
+        if m := _YEAR.fullmatch(self.label):
+            return f"Year {m[1]}"
+        return f"{self.start:%d/%m/%Y} to {self.end:%d/%m/%Y}"
+
     def __str__(self) -> str:
         return self.label
 
