@@ -131,6 +131,7 @@ class Mailhub:
         from invites.rsvp_pages import rsvp_router
         from mailhub.http import HttpService, create_app
         from mailhub.scoring.api import scores_router
+        from mailhub.web.console import console_router
 
         sock = self._sockets.get("http")
         if sock is None:
@@ -140,7 +141,8 @@ class Mailhub:
         routers = [rsvp_router(self.engine, rsvp_key),
                    meetings_api_router(self.engine, self.config, self._signer, rsvp_key),
                    meeting_changes_router(self.engine, self.config, self._signer, rsvp_key),
-                   scores_router(self.engine, self.config)]
+                   scores_router(self.engine, self.config),
+                   console_router(self.engine, self.config)]
         if self.config.sms.gateway == "twilio":
             from invites.webhooks import twilio_router
 

@@ -400,6 +400,21 @@ class ScorePeriod(SQLModel, table=True):
     snapshot: str = Field(sa_column=Column(Text, nullable=False))
 
 
+# ---- web console -----------------------------------------------------------
+
+class WebSession(SQLModel, table=True):
+    """A signed-in browser (mailhub.web.sessions). The cookie holds a random token; only its
+    SHA-256 is stored, with the session's CSRF token for the forms it is shown."""
+
+    __tablename__ = "web_session"
+    token_hash: str = Field(primary_key=True, max_length=64)
+    official_id: int = Field(foreign_key="official.id", index=True)
+    csrf: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_seen_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+
+
 # ---- authentication lockouts -----------------------------------------------
 
 class AuthLockout(SQLModel, table=True):

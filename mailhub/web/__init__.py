@@ -1,0 +1,1 @@
+"""The web console served by ``mailhub serve`` next to the JSON API (issue 7)."""

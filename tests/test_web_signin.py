@@ -1,0 +1,130 @@
+"""The web console's sign-in on the real server (loopback, ephemeral port): directory accounts,
+lockout shared with SMTP AUTH, sessions in cookies, CSRF on every form, sign-out."""
+from __future__ import annotations
+
+import http.client
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from http.cookies import SimpleCookie
+from urllib.parse import urlencode
+
+import pytest
+
+from mailhub.db import make_engine
+from mailhub.models import Official, utcnow
+from mailhub.web import sessions
+from tests.support import PASSWORD, make_config, provisioned_copy, start_hub
+
+AN = "an@hcm.gov.vn"
+
+
+@dataclass
+class Browser:
+    """A minimal browser: keeps cookies, never follows redirects."""
+
+    port: int
+    cookies: dict[str, str] = field(default_factory=dict)
+
+    def request(self, method: str, path: str, form: dict | None = None):
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())} if self.cookies else {}
+        body = None
+        if form is not None:
+            body = urlencode(form).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        try:
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            text = response.read().decode("utf-8")
+            for header in response.headers.get_all("Set-Cookie") or []:
+                for name, morsel in SimpleCookie(header).items():
+                    if morsel["max-age"] == "0" or morsel.value in ("", '""'):
+                        self.cookies.pop(name, None)
+                    else:
+                        self.cookies[name] = morsel.value
+            return response, text
+        finally:
+            connection.close()
+
+    def csrf(self, path: str = "/console/signin") -> str:
+        _, page = self.request("GET", path)
+        return re.search(r'name="csrf" value="([^"]+)"', page)[1]
+
+    def sign_in(self, email: str = AN, password: str = PASSWORD):
+        return self.request("POST", "/console/signin", {"csrf": self.csrf(), "email": email, "password": password})
+
+
+@pytest.fixture
+def console(tmp_path, ca, provisioned_home):
+    config = make_config(provisioned_copy(provisioned_home, tmp_path / "home"), ca,
+                         auth={"max_failures": 3})
+    running = start_hub(config, ca, only="submission")
+    engine = make_engine(config.database_url)
+    yield running.hub.ports["http"], engine
+    running.stop()
+    engine.dispose()
+
+
+def test_sign_in_see_home_and_sign_out(console):
+    port, engine = console
+    browser = Browser(port)
+    response, _ = browser.request("GET", "/console")
+    assert response.status == 303 and response.headers["Location"] == "/console/signin"
+
+    response, _ = browser.sign_in()
+    assert response.status == 303 and response.headers["Location"] == "/console"
+    cookie = next(h for h in response.headers.get_all("Set-Cookie") if h.startswith("mailhub_session="))
+    assert all(flag in cookie.lower() for flag in ("httponly", "secure", "samesite=strict", "path=/console"))
+    response, page = browser.request("GET", "/console")
+    assert response.status == 200 and "Xin chào, Nguyễn Văn An" in page
+    assert response.headers["Cache-Control"] == "no-store" and response.headers["X-Frame-Options"] == "DENY"
+
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page)[1]
+    response, _ = browser.request("POST", "/console/signout", {"csrf": "not-the-token"})
+    assert response.status == 403
+    assert browser.request("GET", "/console")[0].status == 200  # still signed in
+    response, _ = browser.request("POST", "/console/signout", {"csrf": csrf})
+    assert response.status == 303
+    stolen = Browser(port, {"mailhub_session": cookie.split(";")[0].split("=", 1)[1]})
+    assert stolen.request("GET", "/console")[0].status == 303  # the token no longer opens anything
+
+
+def test_a_form_without_its_csrf_token_is_refused(console):
+    port, _ = console
+    browser = Browser(port)
+    browser.csrf()  # has the sign-in cookie, but posts without the field
+    response, page = browser.request("POST", "/console/signin", {"email": AN, "password": PASSWORD})
+    assert response.status == 403 and "mailhub_session" not in browser.cookies
+    other = Browser(port)  # the field without the cookie it must match (a cross-site form)
+    response, _ = other.request("POST", "/console/signin", {"csrf": browser.csrf(), "email": AN, "password": PASSWORD})
+    assert response.status == 403 and "mailhub_session" not in other.cookies
+
+
+def test_wrong_passwords_lock_the_account_for_the_web_and_smtp_alike(console):
+    port, _ = console
+    browser = Browser(port)
+    for _ in range(3):
+        response, page = browser.sign_in(password="sai-mat-khau")
+        assert response.status == 401 and "mailhub_session" not in browser.cookies
+    assert "Email hoặc mật khẩu không đúng" in page
+    response, page = browser.sign_in()  # the right password, while locked
+    assert response.status == 401 and "tạm khóa" in page and "mailhub_session" not in browser.cookies
+    assert 'value="an@hcm.gov.vn"' in page  # the address is kept, never the password
+    assert "sai-mat-khau" not in page and PASSWORD not in page
+
+
+def test_sessions_end_when_idle_expired_or_the_official_leaves(console):
+    _, engine = console
+    official = engine.connect().execute(Official.__table__.select().where(Official.__table__.c.email == AN)).first()
+    now = utcnow()
+    token = sessions.start(engine, official.id, now)
+    assert sessions.find(engine, token, now + timedelta(minutes=29)).email == AN
+    assert sessions.find(engine, token, now + timedelta(minutes=29) + sessions.IDLE + timedelta(seconds=1)) is None
+    token = sessions.start(engine, official.id, now)
+    assert sessions.find(engine, token, now + sessions.LIFETIME) is None
+    token = sessions.start(engine, official.id, now)
+    with engine.begin() as conn:
+        conn.execute(Official.__table__.update().where(Official.__table__.c.email == AN).values(active=False))
+    assert sessions.find(engine, token, now) is None
+    assert sessions.find(engine, "x" * 65) is None and sessions.find(engine, None) is None
