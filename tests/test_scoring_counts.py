@@ -166,7 +166,7 @@ def test_meetings_per_secretary_and_which_are_electronic(any_engine):
      {"I1": Counts(4, 4), "I2": Counts(2, 2), "I3": Counts(3, 3), "I4": Counts(1, 2)}),
 ])
 def test_indicator_counts(counts, days, expected):
-    assert indicator_counts(counts, days) == expected
+    assert indicator_counts(counts, len(counts.active_days), days) == expected
 
 
 def test_march_score_end_to_end(engine):
@@ -195,7 +195,7 @@ def test_march_score_end_to_end(engine):
     c = counts_for_period(engine, date(2026, 3, 1), date(2026, 3, 31))[AN]
     assert (c.sent, c.refused_outside, len(c.active_days), c.documents, c.documents_valid, c.meetings) == \
         (18, 2, 15, 4, 3, 0)
-    result = score(DEFAULT_MODEL, indicator_counts(c, len(days)), days_counted=len(days), deductions=1)
+    result = score(DEFAULT_MODEL, indicator_counts(c, len(c.active_days), len(days)), days_counted=len(days), deductions=1)
     assert result.status == SCORED
     points = {p.code: p.points for p in result.parts}
     assert points["I1"] == pytest.approx(39.375)

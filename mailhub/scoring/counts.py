@@ -32,6 +32,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from mailhub.models import (ChannelState, Meeting, MeetingAttendee, MeetingStatus, MessageKind, UsageEvent,
                             UsageKind)
+from mailhub.scoring.results import Activity
 from mailhub.templating import VIETNAM  # Vietnam's wall clock, UTC+7 without daylight saving
 from policies.scoring.formula import Counts
 
@@ -40,6 +41,7 @@ from policies.scoring.formula import Counts
 OUTSIDE_RULES = ("sender_domain_official", "sender_owned")
 
 SIGNED_VALID = "signed-valid"
+_NOTHING = Counts(0, 0)  # an indicator with nothing counted: it does not apply
 
 _ev = UsageEvent.__table__.c
 _mt = Meeting.__table__.c
@@ -146,20 +148,24 @@ def counts_for_period(engine: Engine, start: date, end: date) -> dict[str, Offic
             for official, values in sorted(found.items())}
 
 
-def indicator_counts(c: OfficialCounts, working_days: int) -> dict[str, Counts]:
-    """The counts behind I1..I4 for :func:`policies.scoring.formula.score`.
+def indicator_counts(c: OfficialCounts | Activity, active_days: int, working_days: int,
+                     codes: frozenset[str] | None = None) -> dict[str, Counts]:
+    """The counts behind I1..I4 for :func:`policies.scoring.formula.score`, from ``c``'s mail,
+    refusals, documents and meetings (what each counts: the module docstring) and the
+    official's ``active_days`` out of their ``working_days`` counted; only the indicators in
+    ``codes`` if given (a model may weigh fewer).
 
     A zero denominator gives ``Counts(0, 0)`` (the indicator does not apply). Active days
-    above ``working_days`` (mail on a weekend or holiday) are capped, so I2 stays a share;
-    ``working_days`` comes from :func:`policies.scoring.calendar.working_days`.
+    above ``working_days`` are capped, so I2 stays a share; ``working_days`` comes from
+    :func:`policies.scoring.calendar.working_days`. Called once per official of the city, so
+    it builds nothing it does not return.
     """
     if working_days < 0:
         raise ValueError(f"working_days must not be negative, got {working_days}")
-
-    def share(numerator: int, denominator: int) -> Counts:
-        return Counts(numerator, denominator) if denominator else Counts(0, 0)
-
-    return {"I1": share(c.sent, c.sent + c.refused_outside),
-            "I2": share(min(len(c.active_days), working_days), working_days),
-            "I3": share(c.meetings_electronic, c.meetings),
-            "I4": share(c.documents_valid, c.documents)}
+    asked = c.sent + c.refused_outside
+    counts = {"I1": Counts(c.sent, asked) if asked else _NOTHING,
+              "I2": Counts(min(active_days, working_days), working_days) if working_days else _NOTHING,
+              "I3": Counts(c.meetings_electronic, c.meetings) if c.meetings else _NOTHING,
+              "I4": Counts(c.documents_valid, c.documents) if c.documents else _NOTHING}
+    return counts if codes is None or len(codes) == len(counts) else {
+        code: n for code, n in counts.items() if code in codes}

@@ -22,9 +22,10 @@ from sqlalchemy.engine import Engine
 
 from mailhub.models import UsageEvent, utcnow
 from mailhub.scoring import employment, inputs, rollup
-from mailhub.scoring.counts import meetings_by_secretary
+from mailhub.scoring.counts import indicator_counts, meetings_by_secretary
 from mailhub.scoring.modelfile import Holidays, ModelSet
-from mailhub.scoring.results import Activity, IndicatorInfo, OfficialResult, PeriodScores, UnitResult
+from mailhub.scoring.results import (Activity, IndicatorInfo, OfficialResult, PeriodScores, UnitResult,
+                                     group_order)
 from mailhub.templating import VIETNAM
 from policies.scoring.bursts import find_bursts
 from policies.scoring.calendar import days_in_units, working_days
@@ -32,8 +33,6 @@ from policies.scoring.formula import Counts, score
 from policies.scoring.periods import Period
 from policies.scoring.units import MemberScore, rank_within_groups, unit_score
 
-GROUP_ORDER = ("city", "department", "district", "ward", "other")
-_NONE = Counts(0, 0)
 
 
 @dataclass(frozen=True)
@@ -106,7 +105,8 @@ def _compute(engine: Engine, period: Period, models: ModelSet, holidays: Holiday
         activity = Activity(sent, refused, active_days, documents, valid, held, electronic, cases.get(s.email, 0))
         split = days_by_unit[n]
         counted = sum(split.values())
-        result = score(model, _indicator_counts(activity, counted, measured), counted, activity.deduction_cases)
+        result = score(model, indicator_counts(activity, active_days, counted, measured), counted,
+                       activity.deduction_cases)
         flags = ()
         if maybe_burst[n]:
             daily = dict(zip(working, sent_on_working[n].tolist(), strict=True))
@@ -123,16 +123,6 @@ def _compute(engine: Engine, period: Period, models: ModelSet, holidays: Holiday
     return PeriodScores(period=period, model_version=models.version, indicators=_indicators(models),
                         working_days=len(working), computed_at=now, data_until=data_until,
                         officials=tuple(officials), units=unit_results)
-
-
-def _indicator_counts(a: Activity, days: int, measured: frozenset[str]) -> dict[str, Counts]:
-    """The counts behind I1..I4 (what each counts: :mod:`mailhub.scoring.counts`), for the
-    indicators the model weighs; a zero denominator means the indicator does not apply."""
-    counts = {"I1": Counts(a.sent, a.sent + a.refused_outside) if a.sent + a.refused_outside else _NONE,
-              "I2": Counts(min(a.active_days, days), days) if days else _NONE,
-              "I3": Counts(a.meetings_electronic, a.meetings) if a.meetings else _NONE,
-              "I4": Counts(a.documents_valid, a.documents) if a.documents else _NONE}
-    return counts if len(measured) == 4 else {code: c for code, c in counts.items() if code in measured}
 
 
 def _employment(staff, working: list[date]) -> tuple[np.ndarray, list[dict[str, int]]]:
@@ -195,7 +185,7 @@ def _units(officials: list[OfficialResult], members: dict[str, list[MemberScore]
                                  unit_model=models.units if indicators else None,
                                  officials_weight=models.officials_weight if indicators else 1.0))
     results = []
-    for kind, ranked in sorted(rank_within_groups(scores).items(), key=lambda kv: _group_key(kv[0])):
+    for kind, ranked in sorted(rank_within_groups(scores).items(), key=lambda kv: group_order(kv[0])):
         for rank, s in ranked:
             register = registers.get(s.unit)
             summed = Activity(*sums[s.unit]) if s.unit in sums else Activity()
@@ -208,10 +198,6 @@ def _units(officials: list[OfficialResult], members: dict[str, list[MemberScore]
 def astuple_activity(a: Activity) -> tuple[int, ...]:
     return (a.sent, a.refused_outside, a.active_days, a.documents, a.documents_valid, a.meetings,
             a.meetings_electronic, a.deduction_cases)
-
-
-def _group_key(kind: str) -> int:
-    return GROUP_ORDER.index(kind) if kind in GROUP_ORDER else len(GROUP_ORDER)
 
 
 def _indicators(models: ModelSet) -> tuple[IndicatorInfo, ...]:

@@ -33,7 +33,7 @@ from mailhub.atomicfile import write_atomic
 from mailhub.errors import InputError
 from mailhub.scoring.charts import (LOCALES, CityRate, chart_distribution, chart_indicators, chart_units,
                                     city_rates, format_count, format_number, format_percent, group_label)
-from mailhub.scoring.results import GROUP_LABELS_VI, OfficialResult, PeriodScores, UnitResult
+from mailhub.scoring.results import OfficialResult, PeriodScores, UnitResult, group_order
 from mailhub.templating import environment
 from policies.scoring.formula import SCORED, shown
 from policies.scoring.periods import Period
@@ -213,9 +213,7 @@ def _suspicion(o: OfficialResult) -> tuple[float, str]:
 
 
 def _groups(units: tuple[UnitResult, ...]) -> list[str]:
-    present = {u.kind for u in units}
-    known = [kind for kind in GROUP_LABELS_VI if kind in present]
-    return known + sorted(present - set(GROUP_LABELS_VI))
+    return sorted({u.kind for u in units}, key=lambda kind: (group_order(kind), kind))
 
 
 def _unit_order(u: UnitResult) -> tuple[bool, int, str]:

@@ -16,7 +16,8 @@ from policies.scoring.formula import Part, Score
 from policies.scoring.periods import Period
 from policies.scoring.units import UnitScore
 
-# Comparable groups for rankings (the directive ranks departments, districts and wards apart).
+# Comparable groups for rankings (the directive ranks departments, districts and wards apart),
+# in the order every output lists them.
 GROUP_LABELS_VI = {
     "city": "Thành phố",
     "department": "Sở, ban, ngành",
@@ -31,6 +32,15 @@ GROUP_LABELS_EN = {
     "ward": "Wards, communes and townships",
     "other": "Other units",
 }
+
+
+def group_order(kind: str) -> int:
+    """Where a group comes in every listing: the order of :data:`GROUP_LABELS_VI`, unknown
+    kinds last."""
+    return _GROUP_POSITION.get(kind, len(_GROUP_POSITION))
+
+
+_GROUP_POSITION = {kind: n for n, kind in enumerate(GROUP_LABELS_VI)}
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from mailhub.scoring.results import (
     OfficialResult,
     PeriodScores,
     UnitResult,
+    group_order,
 )
 from mailhub.templating import VIETNAM, vn_time
 from policies.scoring.formula import SCORED, Part
@@ -48,8 +49,6 @@ SCORED_VI = "Có điểm"
 INSUFFICIENT_VI = "Không đủ dữ liệu"
 LEVEL_VI = {"official": "Cán bộ", "unit": "Đơn vị"}
 
-# Rankings compare units within a group only, so groups are listed apart in this order.
-GROUP_ORDER = ("city", "department", "district", "ward", "other")
 
 
 @dataclass(frozen=True)
@@ -208,8 +207,7 @@ def _city_rate(scores: PeriodScores, indicator: IndicatorInfo) -> float | None:
 
 
 def _unit_order(u: UnitResult) -> tuple[int, int, int, str]:
-    group = GROUP_ORDER.index(u.kind) if u.kind in GROUP_ORDER else len(GROUP_ORDER)
-    return (group, u.rank == 0, u.rank, u.code)
+    return (group_order(u.kind), u.rank == 0, u.rank, u.code)
 
 
 def _scope_of(scores: PeriodScores, unit: str | None) -> PeriodScores:
