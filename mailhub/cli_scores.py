@@ -97,9 +97,7 @@ def scores(ctx: typer.Context, period: PeriodOption = None,
         typer.echo(f"{out}: sheets Tổng quan, Đơn vị, Cán bộ")
     elif fmt == "json":
         shown = result.for_unit(unit) if unit else result
-        body = shown.to_dict()
-        body.pop("units" if by == "official" else "officials")
-        text = json.dumps(body, ensure_ascii=False, indent=2)
+        text = json.dumps(shown.to_dict(by), ensure_ascii=False, indent=2)
         if out is None:
             typer.echo(text)
         else:

@@ -41,12 +41,7 @@ def scores_router(engine: Engine, config: Config) -> APIRouter:
             raise ApiError(403, "Tài khoản không được xem điểm này.", str(exc)) from None
         except InputError as exc:
             raise ApiError(422, "Kỳ không hợp lệ.", str(exc)) from None
-        body = shown.to_dict()
-        if by == "official":
-            body.pop("units")
-        elif by == "unit":
-            body.pop("officials")
-        return body
+        return shown.to_dict(by)
 
     @router.get("/periods", summary="Closed periods: who closed them and when")
     async def periods(caller: Caller = Depends(hr)) -> list[dict[str, Any]]:

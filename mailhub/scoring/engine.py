@@ -169,12 +169,9 @@ def _unit_name(units: dict[str, employment.UnitInfo], code: str) -> str:
 def _units(officials: list[OfficialResult], members: dict[str, list[MemberScore]],
            units: dict[str, employment.UnitInfo], models: ModelSet,
            registers: dict[str, tuple[int, int]]) -> tuple[UnitResult, ...]:
-    fields = tuple(Activity.__dataclass_fields__)
-    sums: dict[str, list[int]] = defaultdict(lambda: [0] * len(fields))
+    by_unit: dict[str, list[Activity]] = defaultdict(list)
     for o in officials:
-        total = sums[o.unit]
-        for n, value in enumerate(astuple_activity(o.activity)):
-            total[n] += value
+        by_unit[o.unit].append(o.activity)
     scores = []
     for code in sorted(set(members) | set(registers)):
         info = units.get(code) or employment.UnitInfo(code, code, "other", None)
@@ -188,16 +185,11 @@ def _units(officials: list[OfficialResult], members: dict[str, list[MemberScore]
     for kind, ranked in sorted(rank_within_groups(scores).items(), key=lambda kv: group_order(kv[0])):
         for rank, s in ranked:
             register = registers.get(s.unit)
-            summed = Activity(*sums[s.unit]) if s.unit in sums else Activity()
+            summed = Activity.total(by_unit.get(s.unit, ()))
             results.append(UnitResult(s, kind, units[s.unit].parent if s.unit in units else None, rank,
                                       len(ranked), register[0] if register else None,
                                       register[1] if register else None, summed))
     return tuple(results)
-
-
-def astuple_activity(a: Activity) -> tuple[int, ...]:
-    return (a.sent, a.refused_outside, a.active_days, a.documents, a.documents_valid, a.meetings,
-            a.meetings_electronic, a.deduction_cases)
 
 
 def _indicators(models: ModelSet) -> tuple[IndicatorInfo, ...]:

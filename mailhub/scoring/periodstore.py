@@ -18,7 +18,7 @@ from mailhub.db import write_transaction
 from mailhub.errors import InputError
 from mailhub.models import ScorePeriod, utcnow
 from mailhub.scoring import engine as scoring_engine
-from mailhub.scoring.modelfile import load_holidays, load_model
+from mailhub.scoring.modelfile import Holidays, ModelSet, load_holidays, load_model
 from mailhub.scoring.results import PeriodScores
 from mailhub.templating import VIETNAM
 from policies.scoring.periods import Period, parse_period
@@ -41,9 +41,7 @@ def scores_for(engine: Engine, config: Config, period_text: str, *,
     frozen = closed_scores(engine, period)
     if frozen is not None:
         return frozen
-    return scoring_engine.compute(engine, period, load_model(config.scoring_model_path),
-                                  load_holidays(config.holidays_path), now=now,
-                                  grace=timedelta(minutes=config.scoring.rollup_grace_minutes))
+    return _compute(engine, config, period, now)[0]
 
 
 def close_period(engine: Engine, config: Config, period_text: str, closed_by: str, *,
@@ -61,9 +59,7 @@ def close_period(engine: Engine, config: Config, period_text: str, closed_by: st
     existing = _closed_row(engine, period)
     if existing is not None:
         raise InputError(_already(period, *existing))
-    models, holidays = load_model(config.scoring_model_path), load_holidays(config.holidays_path)
-    scores = scoring_engine.compute(engine, period, models, holidays, now=now,
-                                    grace=timedelta(minutes=config.scoring.rollup_grace_minutes))
+    scores, models, holidays = _compute(engine, config, period, now)
     scores = replace(scores, closed_at=now, closed_by=closed_by.strip())
     snapshot = {"scores": scores.to_dict(), "model": models.text,
                 "holidays": {d.isoformat(): name for d, name in sorted(holidays.days.items())}}
@@ -76,6 +72,16 @@ def close_period(engine: Engine, config: Config, period_text: str, closed_by: st
     except IntegrityError:  # closed by someone else meanwhile
         raise InputError(_already(period, *_closed_row(engine, period))) from None
     return scores
+
+
+def _compute(engine: Engine, config: Config, period: Period,
+             now: datetime) -> tuple[PeriodScores, ModelSet, Holidays]:
+    """The period's scores now, with the model and holidays in force (returned too: closing
+    keeps them with the results)."""
+    models, holidays = load_model(config.scoring_model_path), load_holidays(config.holidays_path)
+    scores = scoring_engine.compute(engine, period, models, holidays, now=now,
+                                    grace=timedelta(minutes=config.scoring.rollup_grace_minutes))
+    return scores, models, holidays
 
 
 def _closed_row(engine: Engine, period: Period) -> tuple[str, datetime] | None:

@@ -7,6 +7,7 @@ that form so it reads back exactly as it was when closed, whatever the configura
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
@@ -59,6 +60,18 @@ class Activity:
     meetings: int = 0
     meetings_electronic: int = 0
     deduction_cases: int = 0
+
+    @classmethod
+    def total(cls, activities: Iterable[Activity]) -> Activity:
+        """Every count summed over ``activities`` (e.g. a unit's or the city's officials)."""
+        sums = [0] * len(_ACTIVITY_FIELDS)
+        for a in activities:
+            for n, name in enumerate(_ACTIVITY_FIELDS):
+                sums[n] += getattr(a, name)
+        return cls(*sums)
+
+
+_ACTIVITY_FIELDS = tuple(Activity.__dataclass_fields__)
 
 
 @dataclass(frozen=True)
@@ -138,11 +151,7 @@ class PeriodScores:
 
     def totals(self) -> Activity:
         """The city's totals over every official (each counted once)."""
-        sums = {name: 0 for name in Activity.__dataclass_fields__}
-        for official in self.officials:
-            for name in sums:
-                sums[name] += getattr(official.activity, name)
-        return Activity(**sums)
+        return Activity.total(o.activity for o in self.officials)
 
     def pooled(self) -> dict[tuple[str, str], tuple[int, int]]:
         """Each indicator's counts summed over the city, keyed by (level, code): Σ numerators
@@ -178,9 +187,13 @@ class PeriodScores:
         """Only the official ``email`` (no unit)."""
         return replace(self, units=(), officials=tuple(o for o in self.officials if o.email == email))
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form (dates as ISO text, ``inf`` ratios as ``None``)."""
-        return _jsonable(asdict(self))
+    def to_dict(self, by: str | None = None) -> dict[str, Any]:
+        """A JSON-ready form (dates as ISO text, ``inf`` ratios as ``None``); ``by`` =
+        ``"official"`` or ``"unit"`` keeps only that list."""
+        body = _jsonable(asdict(self))
+        if by is not None:
+            body.pop("units" if by == "official" else "officials")
+        return body
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PeriodScores:
