@@ -19,11 +19,12 @@ from rich.text import Text
 
 from mailhub.errors import InputError
 from mailhub.models import utcnow
+from mailhub.signatures.outcome import SignatureOutcome
 from mailhub.templating import VIETNAM
 
 documents_app = typer.Typer(help="Digitally signed documents sent to the addresses of [[documents.rules]].",
                             no_args_is_help=True)
-OUTCOMES = ("signed-valid", "signed-invalid", "unsigned")
+OUTCOMES = tuple(o.value for o in SignatureOutcome)
 
 
 @documents_app.command("list")

@@ -33,6 +33,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from mailhub.models import (ChannelState, Meeting, MeetingAttendee, MeetingStatus, MessageKind, UsageEvent,
                             UsageKind)
 from mailhub.scoring.results import Activity
+from mailhub.signatures.outcome import SignatureOutcome
 from mailhub.templating import VIETNAM  # Vietnam's wall clock, UTC+7 without daylight saving
 from policies.scoring.formula import Counts
 
@@ -40,7 +41,7 @@ from policies.scoring.formula import Counts
 # mail that did not go through the city system as the official (I1's denominator).
 OUTSIDE_RULES = ("sender_domain_official", "sender_owned")
 
-SIGNED_VALID = "signed-valid"
+SIGNED_VALID = SignatureOutcome.VALID.value
 _NOTHING = Counts(0, 0)  # an indicator with nothing counted: it does not apply
 
 _ev = UsageEvent.__table__.c

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from mailhub.models import QueueRecipient, UsageEvent
+from mailhub.signatures.outcome import SignatureOutcome
 
 
 @dataclass(frozen=True)
@@ -53,4 +54,4 @@ def recent_submissions(engine: Engine, since: datetime, *, outcome: str | None =
 
 def outcome_counts(submissions: list[Submission]) -> dict[str, int]:
     counts = Counter(s.outcome for s in submissions)
-    return {k: counts.get(k, 0) for k in ("signed-valid", "signed-invalid", "unsigned")}
+    return {o.value: counts.get(o.value, 0) for o in SignatureOutcome}
