@@ -142,7 +142,7 @@ class Mailhub:
                    meetings_api_router(self.engine, self.config, self._signer, rsvp_key),
                    meeting_changes_router(self.engine, self.config, self._signer, rsvp_key),
                    scores_router(self.engine, self.config),
-                   console_router(self.engine, self.config)]
+                   console_router(self.engine, self.config, self._signer, rsvp_key)]
         if self.config.sms.gateway == "twilio":
             from invites.webhooks import twilio_router
 

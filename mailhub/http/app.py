@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mailhub.http.queuestats import queue_gauges
 from mailhub.metrics import MetricsDir
 from mailhub.models import QueueRecipient
+from mailhub.web.pages import Stop
 
 log = logging.getLogger("mailhub.http")
 
@@ -65,6 +66,7 @@ def create_app(*, engine: Engine, metrics_dir: MetricsDir, routers: Sequence[API
     ``routers``: more endpoints (e.g. the SMS gateway's callbacks)."""
     app = FastAPI(title="mailhub", summary="Secure mail relay for city governments")
     app.add_middleware(_InternalErrors)
+    app.add_exception_handler(Stop, _stopped)
     for router in routers:
         app.include_router(router)
 
@@ -94,6 +96,10 @@ def create_app(*, engine: Engine, metrics_dir: MetricsDir, routers: Sequence[API
         return PlainTextResponse("ok\n")
 
     return app
+
+
+async def _stopped(request, exc: Stop) -> Response:
+    return exc.response
 
 
 def _check_database(engine: Engine) -> None:
