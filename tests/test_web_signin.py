@@ -2,57 +2,16 @@
 lockout shared with SMTP AUTH, sessions in cookies, CSRF on every form, sign-out."""
 from __future__ import annotations
 
-import http.client
 import re
-from dataclasses import dataclass, field
 from datetime import timedelta
-from http.cookies import SimpleCookie
-from urllib.parse import urlencode
 
 import pytest
 
 from mailhub.db import make_engine
 from mailhub.models import Official, utcnow
 from mailhub.web import sessions
+from tests.console_support import AN, Browser
 from tests.support import PASSWORD, make_config, provisioned_copy, start_hub
-
-AN = "an@hcm.gov.vn"
-
-
-@dataclass
-class Browser:
-    """A minimal browser: keeps cookies, never follows redirects."""
-
-    port: int
-    cookies: dict[str, str] = field(default_factory=dict)
-
-    def request(self, method: str, path: str, form: dict | None = None):
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())} if self.cookies else {}
-        body = None
-        if form is not None:
-            body = urlencode(form).encode()
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        try:
-            connection.request(method, path, body=body, headers=headers)
-            response = connection.getresponse()
-            text = response.read().decode("utf-8")
-            for header in response.headers.get_all("Set-Cookie") or []:
-                for name, morsel in SimpleCookie(header).items():
-                    if morsel["max-age"] == "0" or morsel.value in ("", '""'):
-                        self.cookies.pop(name, None)
-                    else:
-                        self.cookies[name] = morsel.value
-            return response, text
-        finally:
-            connection.close()
-
-    def csrf(self, path: str = "/console/signin") -> str:
-        _, page = self.request("GET", path)
-        return re.search(r'name="csrf" value="([^"]+)"', page)[1]
-
-    def sign_in(self, email: str = AN, password: str = PASSWORD):
-        return self.request("POST", "/console/signin", {"csrf": self.csrf(), "email": email, "password": password})
 
 
 @pytest.fixture
