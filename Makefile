@@ -25,12 +25,14 @@ test: install test-tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## Debian tools some tests use: Perl Mail::DKIM (an independent DKIM verifier),
-## poppler-utils (pdftoppm renders the HR report's PDF pages) and HarfBuzz's subsetter
-## (WeasyPrint embeds fonts with it). Best effort: without root or a package mirror the
-## tests that need them skip.
-TEST_PACKAGES := libmail-dkim-perl poppler-utils libharfbuzz-subset0
+## poppler-utils (pdftoppm renders the HR report's PDF pages), HarfBuzz's subsetter
+## (WeasyPrint embeds fonts with it) and Chromium with its driver (the console's browser
+## tests; Playwright drives /usr/bin/chromium, no browser is downloaded). Best effort:
+## without root or a package mirror the tests that need them skip.
+TEST_PACKAGES := libmail-dkim-perl poppler-utils libharfbuzz-subset0 chromium chromium-driver
 test-tools:
 	@{ perl -MMail::DKIM::Verifier -e 1 2>/dev/null && command -v pdftoppm >/dev/null && \
+	   command -v chromium >/dev/null && command -v chromedriver >/dev/null && \
 	   ldconfig -p | grep -q libharfbuzz-subset; } || \
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	    { apt-get install -y -qq $(TEST_PACKAGES) >/dev/null 2>&1 || \

@@ -119,4 +119,9 @@ def console_router(engine: Engine, config: Config,
 
     for section in _sections():
         router.include_router(section.router(console))
+
+    @router.get("/{rest:path}")
+    async def unknown(rest: str, request: Request) -> Response:
+        return console.not_found(request, await console.visitor(request))
+
     return router

@@ -74,7 +74,7 @@ def translator(lang: str) -> Callable[[str, str], str]:
 
 def safe_next(path: str | None) -> str:
     """A place inside the console to go back to; anything else (another site) becomes home."""
-    if not path or not path.startswith("/console") or "//" in path or "\\" in path or any(
+    if not path or not path.startswith("/console") or "//" in path or "\\" in path or ".." in path or any(
             ord(c) < 0x21 for c in path):
         return "/console"
     return path
