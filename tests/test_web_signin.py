@@ -87,3 +87,52 @@ def test_sessions_end_when_idle_expired_or_the_official_leaves(console):
         conn.execute(Official.__table__.update().where(Official.__table__.c.email == AN).values(active=False))
     assert sessions.find(engine, token, now) is None
     assert sessions.find(engine, "x" * 65) is None and sessions.find(engine, None) is None
+
+
+def test_sign_in_returns_to_the_page_asked_for_but_never_to_another_site(console):
+    port, _ = console
+    browser = Browser(port)
+    response, _ = browser.request("GET", "/console/meetings?view=all")
+    assert response.status == 303
+    assert response.headers["Location"] == "/console/signin?next=%2Fconsole%2Fmeetings%3Fview%3Dall"
+    _, page = browser.request("GET", response.headers["Location"])
+    assert 'name="next" value="/console/meetings?view=all"' in page
+    response, _ = browser.request("POST", "/console/signin", {"csrf": browser.csrf(), "email": AN,
+                                                               "password": PASSWORD, "next": "/console/meetings?view=all"})
+    assert response.headers["Location"] == "/console/meetings?view=all"
+    for elsewhere in ("https://evil.example/", "//evil.example/console", "/console/../x", "/consolex\\@evil"):
+        other = Browser(port)
+        response, _ = other.request("POST", "/console/signin", {"csrf": other.csrf(), "email": AN,
+                                                                 "password": PASSWORD, "next": elsewhere})
+        assert response.status == 303 and response.headers["Location"] == "/console", elsewhere
+    response, _ = browser.request("GET", "/console/lang/en?next=https://evil.example/")
+    assert response.headers["Location"] == "/console"
+
+
+def test_the_pages_speak_english_when_the_visitor_chooses_it(console):
+    port, _ = console
+    browser = Browser(port)
+    browser.sign_in()
+    _, page = browser.request("GET", "/console")
+    assert '<html lang="vi">' in page and "Xin chào" in page and "Đăng xuất" in page
+    response, _ = browser.request("GET", "/console/lang/en?next=/console")
+    assert response.status == 303 and response.headers["Location"] == "/console"
+    _, page = browser.request("GET", "/console")
+    assert '<html lang="en">' in page and "Hello, Nguyễn Văn An" in page and "Sign out" in page
+    assert "Xin chào" not in page and "Đăng xuất" not in page
+    browser.request("GET", "/console/lang/xx?next=/console")  # not a language: nothing changes
+    assert "Hello," in browser.request("GET", "/console")[1]
+    browser.request("GET", "/console/lang/vi?next=/console")
+    assert "Xin chào" in browser.request("GET", "/console")[1]
+
+
+def test_pages_carry_security_headers_and_the_menu_follows_the_roles(console):
+    port, _ = console
+    browser = Browser(port)
+    browser.sign_in()
+    response, page = browser.request("GET", "/console")
+    csp = response.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "script-src" not in csp
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert 'href="/console/me"' in page  # every official: their own score
+    assert 'href="/console/scores"' not in page and 'href="/console/queue"' not in page
