@@ -228,13 +228,15 @@ def test_a_leader_sees_their_unit_only(hub, expected):
     stttt = next(u for u in expected.units if u.code == "STTTT")
     assert cell_after(page, "STTTT") == format_number(stttt.score.total, "vi")
     assert "Ủy ban nhân dân Quận 1" not in page and "P-BN" not in page
-    assert "Bình quân toàn thành phố" not in page  # the city's figures are HR's
+    assert "Bình quân toàn thành phố" not in page and "report.pdf" not in page  # the city's figures are HR's
     _, page = leader.get(f"/console/scores?period={LAST.label}&view=official")
     assert set(official_emails(page)) == {AN, BINH, LEADER, "thuky@hcm.gov.vn", HR, ADMIN}
     for path in (f"/console/scores?period={LAST.label}&unit=Q1",
                  f"/console/scores/download.xlsx?period={LAST.label}&unit=Q1",
                  f"/console/scores/chart/trend.svg?year={LAST.start.year}&unit=Q1"):
         assert leader.get(path)[0].status == 403, path
+    response, _ = leader.get(f"/console/scores/report.pdf?period={LAST.label}")
+    assert response.status == 403  # the city's report is HR's document
     response, data = leader.get(f"/console/scores/download.xlsx?period={LAST.label}")
     units = [r[3] for r in openpyxl.load_workbook(io.BytesIO(data))["Đơn vị"].iter_rows(min_row=2, values_only=True)]
     assert response.status == 200 and units == ["STTTT"]
