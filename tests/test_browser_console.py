@@ -3,11 +3,21 @@
 department do, end to end; screenshots of the main pages are kept (tests/browser_support.py)."""
 from __future__ import annotations
 
+import email
+import email.policy
+import io
+import re
+import time
+from datetime import datetime, timedelta
+
+import openpyxl
 import pytest
 
 from tests.browser_support import DESKTOP, PHONE, launch, screenshot
 from tests.console_support import AN, console_hub
 from tests.support import PASSWORD
+
+SECRETARY, HR, ADMIN = "thuky@hcm.gov.vn", "nhansu@hcm.gov.vn", "quantri@hcm.gov.vn"
 
 
 @pytest.fixture(scope="module")
@@ -60,4 +70,134 @@ def test_sign_in_language_and_a_form_without_its_token(chromium, hub):
     assert "Xin chào" in page.get_by_role("heading", level=1).inner_text()  # still signed in
     page.get_by_role("button", name="Đăng xuất").click()
     assert page.url.endswith("/console/signin")
+    context.close()
+
+
+def wait_for(check, what: str, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if found := check():
+            return found
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def invitation_to(hub, address: str, title: str):
+    folder = hub.config.outbox_dir / "new"
+    for path in sorted(folder.glob("*")) if folder.exists() else []:
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        if address in str(message["To"]) and title in str(message["Subject"]):
+            return message
+    return None
+
+
+def attendee_row(page, name: str):
+    return page.get_by_role("row").filter(has_text=name)
+
+
+def test_a_secretary_invites_a_unit_and_follows_the_answers(chromium, hub):
+    base = f"http://127.0.0.1:{hub.port}"
+    context = chromium.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    sign_in(page, base, SECRETARY)
+    page.get_by_role("navigation").get_by_role("link", name="Cuộc họp").click()
+    page.get_by_role("link", name="Tạo cuộc họp mới").click()
+    title = "Họp triển khai chữ ký số quý I"
+    start = (datetime.now() + timedelta(days=10)).replace(hour=8, minute=0, second=0, microsecond=0)
+    page.get_by_label("Tiêu đề cuộc họp").fill(title)
+    page.get_by_label("Địa điểm").fill("Phòng họp số 2, 59 Lý Tự Trọng")
+    page.get_by_label("Thời gian bắt đầu").fill(start.strftime("%Y-%m-%dT%H:%M"))
+    page.get_by_label("Thời gian kết thúc").fill((start + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"))
+    page.get_by_label(re.compile(r"Ủy ban nhân dân Quận 1 \(Q1\)")).check()  # the whole unit
+    page.get_by_label("Khách mời", exact=True).fill("Ông Trần Văn Bảo; bao@doitac.vn; 0912 345 678")
+    screenshot(page, "meeting-form")
+    page.get_by_role("button", name="Tạo cuộc họp (bản nháp)").click()
+
+    # The preview: the email as it will go out, and the SMS with its segment count.
+    assert page.get_by_role("heading", level=1).inner_text().startswith("Xem trước giấy mời")
+    assert "Lê Minh Châu" in page.inner_text("main")
+    assert re.search(r"Số tin nhắn \(phần\): 1\b", page.inner_text("main"))  # the guest's SMS
+    frame = page.frame_locator("iframe")
+    assert "Trân trọng kính mời" in frame.locator("body").inner_text()
+    screenshot(page, "meeting-preview")
+    page.get_by_role("button", name="Gửi giấy mời").click()
+
+    # Deliveries arrive at the outbox and the status page follows them.
+    assert page.get_by_role("heading", level=1).inner_text() == title
+    letter = wait_for(lambda: invitation_to(hub, "chau@q1.hcm.gov.vn", title), "Châu's invitation")
+    wait_for(lambda: page.reload() or "Đã nhận" in attendee_row(page, "Lê Minh Châu").inner_text(),
+             "the email shown as delivered")
+    assert "Chưa trả lời" in attendee_row(page, "Lê Minh Châu").inner_text()
+
+    # Châu answers from the link in her email, in her own browser.
+    link = re.search(r"https?://\S+/r/[A-Za-z0-9_-]+", letter.get_body(("plain",)).get_content())[0]
+    chau = context.browser.new_context(viewport=PHONE).new_page()
+    chau.goto(base + link[link.index("/r/"):])
+    chau.get_by_role("button", name=re.compile("Tham dự")).click()
+    chau.context.close()
+    page.reload()
+    assert "Tham dự" in attendee_row(page, "Lê Minh Châu").inner_text()
+    screenshot(page, "meeting-status")
+    context.close()
+
+
+def test_hr_views_scores_and_downloads_the_xlsx(chromium, hub):
+    base = f"http://127.0.0.1:{hub.port}"
+    context = chromium.new_context(viewport=DESKTOP, accept_downloads=True)
+    page = context.new_page()
+    sign_in(page, base, HR)
+    page.get_by_role("navigation").get_by_role("link", name="Điểm thi đua").click()
+    assert page.get_by_role("heading", level=1).is_visible()
+    assert "Sở Thông tin và Truyền thông" in page.inner_text("main")
+    page.wait_for_load_state("networkidle")
+    charts = page.locator("main img")
+    assert charts.count() >= 2  # the ranking per group and the trend across quarters
+    assert page.evaluate("Array.from(document.images).map(i => i.naturalWidth)") == [
+        w for w in page.evaluate("Array.from(document.images).map(i => i.naturalWidth)") if w > 0]
+    screenshot(page, "scores-units")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Excel (XLSX)").click()
+    assert re.fullmatch(r"diem-thi-dua-\d{4}-Q\d\.xlsx", download.value.suggested_filename)
+    book = openpyxl.load_workbook(io.BytesIO(download.value.path().read_bytes()))
+    units = [row[3] for row in book["Đơn vị"].iter_rows(min_row=2, values_only=True)]
+    assert {"STTTT", "Q1"} <= set(units)
+    page.get_by_label("Xem theo").select_option("official")
+    page.get_by_role("button", name="Xem").click()
+    assert "Nguyễn Văn An" in page.inner_text("main")
+    screenshot(page, "scores-officials")
+    context.close()
+
+
+def test_an_official_sees_their_own_score_but_not_hr_pages(chromium, hub):
+    base = f"http://127.0.0.1:{hub.port}"
+    context = chromium.new_context(viewport=PHONE)
+    page = context.new_page()
+    sign_in(page, base, AN)
+    menu = page.get_by_role("navigation")
+    assert menu.get_by_role("link", name="Điểm thi đua").count() == 0
+    assert menu.get_by_role("link", name="Cuộc họp").count() == 0
+    for path in ("/console/scores", "/console/scores/download.xlsx", "/console/meetings", "/console/queue"):
+        response = page.goto(base + path)
+        assert response.status == 403, path
+        assert "Bạn không có quyền mở trang này" in page.get_by_role("alert").inner_text()
+    screenshot(page, "refused-phone")
+    menu.get_by_role("link", name="Điểm của tôi").click()
+    assert page.get_by_role("heading", level=1).is_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    screenshot(page, "my-score-phone")
+    context.close()
+
+
+def test_the_it_pages(chromium, hub):
+    base = f"http://127.0.0.1:{hub.port}"
+    context = chromium.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    sign_in(page, base, ADMIN)
+    for name, shot in (("Hàng đợi thư", "queue"), ("Thư bị từ chối", "refusals"),
+                       ("DKIM và cấu hình", "setup"), ("Danh bạ", "directory")):
+        page.get_by_role("navigation").get_by_role("link", name=name).click()
+        assert page.locator("main h1").count() == 1, name
+        screenshot(page, f"it-{shot}")
+    page.goto(base + "/console/setup")
+    assert "v=DKIM1" in page.inner_text("main")  # the DNS record to publish
     context.close()
