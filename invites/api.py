@@ -152,6 +152,18 @@ class SendOut(BaseModel):
     no_channel: list[str] = Field(description="Names of attendees with neither email nor mobile number")
 
 
+# The 201 of POST /meetings: where the meeting is, and the operations its id leads to
+# (OpenAPI links, so a client or a tester can follow them).
+CREATED = {
+    "description": "Created, as a draft",
+    "headers": {"Location": {"description": "The meeting: /api/v1/meetings/{id}", "schema": {"type": "string"}}},
+    "links": {name: {"operationId": operation, "parameters": {"meeting_id": "$response.body#/id"}}
+              for name, operation in (("GetMeeting", "getMeeting"), ("SendMeeting", "sendMeeting"),
+                                      ("UpdateMeeting", "updateMeeting"), ("CancelMeeting", "cancelMeeting"),
+                                      ("RemindMeeting", "remindMeeting"))},
+}
+
+
 def send_out(meeting_id: int, report) -> SendOut:
     return SendOut(id=meeting_id, emails=report.emails, sms=report.sms,
                    refused=[RefusedOut(address=a, reply=r) for a, r in report.refused], no_channel=report.no_channel)
@@ -240,11 +252,15 @@ def meetings_api_router(engine: Engine, config: Config, signer_getter: Callable[
     """``signer_getter``: the process's DKIM signer, loaded on first use."""
     issuer, acting_on = meeting_access(engine)
     router = APIRouter(prefix="/api/v1", tags=["meetings"], route_class=ApiRoute,
-                       responses=error_responses(401, 403, 422, 503))
+                       responses=error_responses(401, 403, 422, 500, 503))
     sending: WeakValueDictionary[int, asyncio.Lock] = WeakValueDictionary()
 
-    @router.post("/meetings", status_code=201, response_model=CreatedOut, summary="Create a meeting (draft)")
+    @router.post("/meetings", status_code=201, response_model=CreatedOut, summary="Create a meeting (draft)",
+                 operation_id="createMeeting", responses={201: CREATED, **error_responses(413)})
     async def create(body: MeetingIn, response: Response, caller: Caller = Depends(issuer)) -> CreatedOut:
+        """Checks every field, then the directory (units, officials, the secretary's role, guests'
+        addresses and numbers), and lists every problem at once; nothing is stored unless all is
+        well. Nothing is sent until `send`."""
         data = body.mapping()
         if not may_act_as(caller, data.setdefault("secretary", caller.email)):
             raise ApiError(403, "Chỉ quản trị viên được tạo cuộc họp với thư ký là người khác.",
@@ -261,23 +277,29 @@ def meetings_api_router(engine: Engine, config: Config, signer_getter: Callable[
         return CreatedOut(id=created.meeting_id, uid=created.uid, officials=created.officials, guests=created.guests,
                           without_email=created.without_email, without_phone=created.without_phone)
 
-    @router.get("/meetings", response_model=MeetingList, summary="The caller's meetings, newest first")
+    @router.get("/meetings", response_model=MeetingList, summary="The caller's meetings, newest first",
+                operation_id="listMeetings")
     async def list_meetings(caller: Caller = Depends(issuer),
                             limit: Annotated[int, Query(ge=1, le=200)] = 50,
                             offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> MeetingList:
+        """A secretary's own meetings; an admin's: every meeting."""
         return await asyncio.to_thread(_list, engine, caller, limit, offset)
 
     @router.get("/meetings/{meeting_id}", response_model=MeetingDetail, responses=error_responses(404),
-                summary="A meeting and each attendee's email and SMS state and answer")
+                summary="A meeting and each attendee's email and SMS state and answer", operation_id="getMeeting")
     async def show(meeting: Meeting = Depends(acting_on)) -> MeetingDetail:
+        """Another secretary's meeting is a 404, exactly like one that does not exist."""
         rows = await asyncio.to_thread(meeting_status, engine, meeting.id)
         attendees = [AttendeeOut(**row.as_dict()) for row in rows]
         return MeetingDetail(**_out(meeting, sum(not a.removed for a in attendees)).model_dump(),
                              attendees=attendees)
 
-    @router.post("/meetings/{meeting_id}/send", response_model=SendOut, responses=error_responses(404, 409),
-                 summary="Queue the invitations of every attendee not reached yet")
+    @router.post("/meetings/{meeting_id}/send", response_model=SendOut, responses=error_responses(404, 409, 413),
+                 summary="Queue the invitations of every attendee not reached yet", operation_id="sendMeeting")
     async def send(meeting: Meeting = Depends(acting_on), caller: Caller = Depends(issuer)) -> SendOut:
+        """Email (iMIP, with the RSVP link) and SMS, through the relay's rules, as the meeting's
+        secretary. Sending again reaches only people added since: nobody gets an invitation twice.
+        409: the meeting is cancelled, or its secretary left the directory."""
         if meeting.status == MeetingStatus.CANCELLED.value:
             raise ApiError(409, "Cuộc họp đã bị hủy, không gửi thêm gì.", "The meeting is cancelled: nothing is sent.")
         signer = await signer_getter()

@@ -27,6 +27,19 @@ CHOICES = [(PartStat.ACCEPTED.value, "Tham dự", "Accept"),
            (PartStat.DECLINED.value, "Không tham dự", "Decline")]
 NOT_FOUND = "Liên kết không hợp lệ hoặc đã hết hạn. / This link is not valid.\n"
 
+# The OpenAPI description. The token is read from the path by hand, not declared as a
+# FastAPI parameter: nothing about it can fail validation (anything that is not a valid
+# token is a 404), so the schema must not promise FastAPI's 422 document.
+_TEXT = {"text/plain": {"schema": {"type": "string"}}}
+_TOKEN = {"name": "token", "in": "path", "required": True,
+          "description": "The signed token of the invitation's link (invites.rsvp); anything else is a 404",
+          "schema": {"type": "string"}}
+_NOT_FOUND = {404: {"description": "Not a valid link (or the invitation was withdrawn): one line of text, "
+                                   "no hint why", "content": _TEXT}}
+_ANSWER_FORM = {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": {
+    "type": "object", "required": ["answer"],
+    "properties": {"answer": {"type": "string", "enum": [value for value, _, _ in CHOICES]}}}}}}
+
 
 def rsvp_router(engine: Engine, key: bytes) -> APIRouter:
     router = APIRouter(tags=["invitations"])
@@ -57,16 +70,23 @@ def rsvp_router(engine: Engine, key: bytes) -> APIRouter:
             meeting=view, attendee=attendee, answered=answered, choices=CHOICES)
         return HTMLResponse(html, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
 
-    @router.get("/r/{token}", response_class=HTMLResponse, summary="The RSVP page of one invitation")
-    async def show(token: str) -> Response:
-        found = await asyncio.to_thread(load, token)
+    @router.get("/r/{token}", response_class=HTMLResponse, summary="The RSVP page of one invitation",
+                responses=_NOT_FOUND, openapi_extra={"parameters": [_TOKEN]}, operation_id="rsvpPage")
+    async def show(request: Request) -> Response:
+        """The meeting and three buttons (accept, tentative, decline). Changes nothing:
+        mail scanners and link previews fetch links with GET."""
+        found = await asyncio.to_thread(load, request.path_params["token"])
         if found is None:
             return Response(NOT_FOUND, status_code=404, media_type="text/plain; charset=utf-8")
         return page(found)
 
-    @router.post("/r/{token}", response_class=HTMLResponse, summary="Record the answer to one invitation")
-    async def record(token: str, request: Request) -> Response:
-        found = await asyncio.to_thread(load, token)
+    @router.post("/r/{token}", response_class=HTMLResponse, summary="Record the answer to one invitation",
+                 responses={400: {"description": "Not one of the three answers, or the meeting is cancelled",
+                                  "content": _TEXT}, **_NOT_FOUND},
+                 openapi_extra={"parameters": [_TOKEN], "requestBody": _ANSWER_FORM}, operation_id="rsvpAnswer")
+    async def record(request: Request) -> Response:
+        """Records the answer with the meeting's current SEQUENCE and shows the page again."""
+        found = await asyncio.to_thread(load, request.path_params["token"])
         if found is None:
             return Response(NOT_FOUND, status_code=404, media_type="text/plain; charset=utf-8")
         meeting, attendee = found

@@ -13,6 +13,7 @@ import logging
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import PlainTextResponse
 from sqlalchemy.engine import Engine
 
 from invites.sms.reports import TWILIO_STATES, apply_report
@@ -24,14 +25,38 @@ log = logging.getLogger("mailhub.sms")
 
 MAX_BODY = 16 * 1024  # a status callback is a few hundred bytes
 
+# The OpenAPI description: the callback is read by hand (its signature covers the raw fields).
+_TEXT = {"text/plain": {"schema": {"type": "string"}}}
+_CALLBACK = {
+    "parameters": [{"name": "X-Twilio-Signature", "in": "header", "required": True, "schema": {"type": "string"},
+                    "description": "Base64 HMAC-SHA1 of the URL Twilio called and the form fields, "
+                                   "under the account's auth token"}],
+    "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": {
+        "type": "object", "required": ["MessageSid", "MessageStatus"],
+        "properties": {"MessageSid": {"type": "string", "pattern": "^(SM|MM)[0-9a-f]{32}$"},
+                       "MessageStatus": {"type": "string", "description": "queued, sent, delivered, undelivered, "
+                                                                          "failed, …"},
+                       "ErrorCode": {"type": "string", "pattern": "^[0-9]*$"}}}}}},
+}
+_ANSWERS = {
+    200: {"description": "`ok` (applied, if it moves the SMS forward) or `ignored` (a status that changes "
+                         "nothing)", "content": _TEXT},
+    400: {"description": "A signed callback whose fields are malformed; the text names the field",
+          "content": _TEXT},
+    403: {"description": "The signature is missing or wrong; nothing changes", "content": _TEXT},
+    413: {"description": "A body over 16 KiB", "content": _TEXT},
+}
+
 
 def twilio_router(engine: Engine, config: Config) -> APIRouter:
     router = APIRouter(tags=["webhooks"])
     token = config.sms.twilio_auth_token
     public = config.invites.public_url.rstrip("/")
 
-    @router.post("/twilio/status", summary="Twilio message status callback (signed)")
+    @router.post("/twilio/status", summary="Twilio message status callback (signed)", response_class=PlainTextResponse,
+                 responses=_ANSWERS, openapi_extra=_CALLBACK, operation_id="twilioStatusCallback")
     async def twilio_status(request: Request) -> Response:
+        """Moves the SMS the callback names to its new state (forward only)."""
         body = await request.body()
         if len(body) > MAX_BODY:
             return Response("too large\n", status_code=413, media_type="text/plain")

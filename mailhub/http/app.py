@@ -1,4 +1,6 @@
-"""The FastAPI application: ``/metrics`` and ``/healthz`` (the JSON API comes later).
+"""The FastAPI application: ``/metrics``, ``/healthz`` and the routers it is given
+(the JSON API, the RSVP pages, the console, gateways' callbacks). Its OpenAPI schema
+is served at ``/openapi.json`` (docs/api.md).
 
 Clients never see a traceback: an unexpected error answers 500 with a short
 reference that is in the log next to the traceback.
@@ -10,13 +12,16 @@ import logging
 import secrets
 from typing import Sequence
 
-from fastapi import APIRouter, FastAPI
-from fastapi.responses import PlainTextResponse, Response
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mailhub import __version__
 from mailhub.http.queuestats import queue_gauges
 from mailhub.metrics import MetricsDir
 from mailhub.models import QueueRecipient
@@ -25,6 +30,12 @@ from mailhub.web.pages import Stop
 log = logging.getLogger("mailhub.http")
 
 EXPOSITION_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+API_DESCRIPTION = (
+    "The meetings and scores JSON API under `/api/v1` (bearer API tokens from `mailhub token create`), "
+    "the RSVP pages behind the invitations' links, and the operations endpoints. Every error of the JSON "
+    "API is one `ErrorBody` document with a Vietnamese and an English message. Reference: docs/api.md.")
+_UNAVAILABLE = {503: {"description": "The database does not answer",
+                      "content": {"text/plain": {"schema": {"type": "string"}}}}}
 
 
 class _InternalErrors:
@@ -64,17 +75,19 @@ def create_app(*, engine: Engine, metrics_dir: MetricsDir, routers: Sequence[API
     """The application of one node. ``engine``: the shared database (queue gauges,
     health). ``metrics_dir``: this node's process snapshots, summed into ``/metrics``.
     ``routers``: more endpoints (e.g. the SMS gateway's callbacks)."""
-    app = FastAPI(title="mailhub", summary="Secure mail relay for city governments")
+    app = FastAPI(title="mailhub", summary="Secure mail relay for city governments", version=__version__,
+                  description=API_DESCRIPTION)
     app.add_middleware(_InternalErrors)
     app.add_exception_handler(Stop, _stopped)
+    app.add_exception_handler(405, _method_not_allowed)
     for router in routers:
         app.include_router(router)
 
     def scrape() -> str:
         return metrics_dir.render() + queue_gauges(engine)
 
-    @app.get("/metrics", response_class=PlainTextResponse, tags=["operations"],
-             summary="Metrics in the Prometheus text format 0.0.4")
+    @app.get("/metrics", response_class=PlainTextResponse, tags=["operations"], responses=_UNAVAILABLE,
+             operation_id="metrics", summary="Metrics in the Prometheus text format 0.0.4")
     async def metrics() -> Response:
         try:
             text = await asyncio.to_thread(scrape)
@@ -85,8 +98,8 @@ def create_app(*, engine: Engine, metrics_dir: MetricsDir, routers: Sequence[API
         return Response(text, media_type=EXPOSITION_TYPE)
 
     @app.head("/healthz", include_in_schema=False)  # load balancers may probe with HEAD
-    @app.get("/healthz", response_class=PlainTextResponse, tags=["operations"],
-             summary="200 when the database answers, else 503")
+    @app.get("/healthz", response_class=PlainTextResponse, tags=["operations"], responses=_UNAVAILABLE,
+             operation_id="healthz", summary="200 when the database answers, else 503")
     async def healthz() -> Response:
         try:
             await asyncio.to_thread(_check_database, engine)
@@ -100,6 +113,20 @@ def create_app(*, engine: Engine, metrics_dir: MetricsDir, routers: Sequence[API
 
 async def _stopped(request, exc: Stop) -> Response:
     return exc.response
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+async def _method_not_allowed(request: Request, exc: HTTPException) -> Response:
+    """405 with an ``Allow`` that lists every method of the path (RFC 9110 §15.5.6).
+    Starlette names only the methods of the first route matching the path, and
+    ``GET /api/v1/meetings`` and ``POST /api/v1/meetings`` are two routes."""
+    probe = {"type": "http", "path": request.scope["path"], "root_path": request.scope.get("root_path", "")}
+    routes = request.app.router.routes
+    allowed = [method for method in _METHODS
+               if any(route.matches({**probe, "method": method})[0] is Match.FULL for route in routes)]
+    return JSONResponse({"detail": "Method Not Allowed"}, 405, headers={"Allow": ", ".join(allowed)})
 
 
 def _check_database(engine: Engine) -> None:

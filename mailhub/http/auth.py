@@ -6,7 +6,9 @@ Authentication: ``Authorization: Bearer mh_...`` (RFC 6750 §2.1), checked by
 revoked token, an expired one or an official made inactive stops working at once.
 A missing or refused token answers 401 with ``WWW-Authenticate: Bearer`` (RFC 6750
 §3); the client is not told why (the log is, with the token's id, never the token).
-A valid token whose official lacks the role answers 403.
+A valid token whose official lacks the role answers 403. The token is checked before
+the body: without a valid one, even a body that is not JSON answers 401 (only a body
+over :data:`MAX_BODY` is refused first, with 413, unread).
 
 Errors: every answer that is not a success is one JSON document,
 ``{"error": code, "message": {"vi": ..., "en": ...}, "errors": [{"field", "message"}]}``
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 from typing import Any, Awaitable, Callable, Iterable
 
@@ -29,6 +32,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from mailhub.tokens import TokenOwner, check_token
@@ -85,20 +89,37 @@ class ApiError(HTTPException):
         return JSONResponse(self.body.model_dump(), self.status_code, headers=self.headers)
 
 
+_FIELD = re.compile(r"[a-z_][a-z0-9_]*(\[\d+\])*(\.[a-z_][a-z0-9_]*(\[\d+\])*)*")  # end, guests[0].phone
+
+
 def problems(lines: str, source: str = "") -> list[Problem]:
-    """An InputError's lines (``[source: ]field: problem``) as :class:`Problem` items."""
+    """An InputError's lines (``[source: ]field: problem``) as :class:`Problem` items. A
+    line whose prefix is not a field name (``meeting 12: nothing changes``) is about the
+    whole request: field ``""`` and the line as it is."""
     found = []
     for line in lines.splitlines():
         if source and line.startswith(f"{source}: "):
             line = line[len(source) + 2:]
         field, sep, message = line.partition(": ")
-        found.append(Problem(field=field, message=message) if sep else Problem(field="", message=line))
+        found.append(Problem(field=field, message=message) if sep and _FIELD.fullmatch(field)
+                     else Problem(field="", message=line))
     return found
 
 
+_CHALLENGE = {"WWW-Authenticate": {"description": 'RFC 6750 §3: `Bearer realm="mailhub"`, with '
+                                                  '`error="invalid_token"` when a token was given',
+                                   "schema": {"type": "string"}}}
+
+
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The ``responses=`` of a route, so the OpenAPI schema documents its error answers."""
-    return {s: {"model": ErrorBody, "description": MESSAGES[s][2]} for s in statuses}
+    """The ``responses=`` of a route, so the OpenAPI schema documents its error answers
+    (each an :class:`ErrorBody`; a 401 with its ``WWW-Authenticate`` challenge)."""
+    documented: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        documented[status] = {"model": ErrorBody, "description": MESSAGES[status][2]}
+        if status == 401:
+            documented[status]["headers"] = _CHALLENGE
+    return documented
 
 
 def _field(loc: Iterable[Any]) -> str:
@@ -118,6 +139,17 @@ def _validation_error(exc: RequestValidationError) -> ApiError:
             continue
         found.append(Problem(field=_field(err.get("loc", ())), message=message))
     return ApiError(422, errors=found)
+
+
+def _framework_error(exc: StarletteHTTPException) -> ApiError:
+    """An error FastAPI raised before the route ran, in the API's shape. Its 400 means
+    the body could not be decoded at all (e.g. bytes that are not UTF-8, which JSON
+    requires: RFC 8259 §8.1; nested deeper or a number longer than the parser takes): a
+    body that is not JSON, so 422 like any other."""
+    if exc.status_code == 400:
+        return ApiError(422, errors=[Problem(field="", message="not valid JSON: the body cannot be decoded "
+                                                               "(not UTF-8, nested too deep or a number too long)")])
+    return ApiError(exc.status_code if exc.status_code in MESSAGES else 400, headers=exc.headers)
 
 
 async def _bounded(request: Request) -> Request:
@@ -151,16 +183,14 @@ class ApiRoute(APIRoute):
 
         async def guarded(request: Request) -> Response:
             try:
-                if request.method in _BODY_METHODS:
-                    request = await _bounded(request)
-                return await handler(request)
+                try:
+                    if request.method in _BODY_METHODS:
+                        request = await _bounded(request)
+                    return await handler(request)
+                except (RequestValidationError, StarletteHTTPException) as exc:
+                    raise await self._refusal(request, exc) from None
             except ApiError as exc:
                 return exc.response()
-            except RequestValidationError as exc:
-                return _validation_error(exc).response()
-            except HTTPException as exc:  # raised by FastAPI itself (e.g. a body that is not JSON)
-                return ApiError(exc.status_code if exc.status_code in MESSAGES else 400,
-                                headers=exc.headers).response()
             except ClientDisconnect:  # gone while sending the body: nobody to answer
                 return Response(status_code=400)
             except OperationalError as exc:
@@ -174,6 +204,30 @@ class ApiRoute(APIRoute):
                                 f"Internal error, reference {error_id}.").response()
 
         return guarded
+
+    async def _refusal(self, request: Request, exc: Exception) -> ApiError:
+        """The answer to a request refused before the route ran. FastAPI decodes the
+        body before it runs the dependencies, so a body that is not JSON would be a
+        422 even without a token: the token is checked first (401 comes before 422)."""
+        if isinstance(exc, ApiError):
+            return exc
+        if isinstance(exc, RequestValidationError):
+            if any(err.get("type") == "json_invalid" for err in exc.errors()):
+                await self._authenticate(request)
+            return _validation_error(exc)
+        await self._authenticate(request)
+        return _framework_error(exc)
+
+    async def _authenticate(self, request: Request) -> None:
+        """Raise the 401 of this route's :class:`ApiAuth`, if it has one and the request's
+        token is not valid."""
+        dependants = list(self.dependant.dependencies)
+        while dependants:
+            dependant = dependants.pop()
+            if isinstance(dependant.call, ApiAuth):
+                await dependant.call(request, await _bearer(request))
+                return
+            dependants.extend(dependant.dependencies)
 
 
 # ---- authentication -------------------------------------------------------------
