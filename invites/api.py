@@ -20,23 +20,20 @@ import asyncio
 import logging
 from datetime import datetime
 from typing import Annotated, Any, Awaitable, Callable
-from weakref import WeakValueDictionary
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
 
+from invites.access import Actor, load_meeting, may_act_as, meeting_lock, meetings_page
 from invites.issue import issue
 from invites.spec import VIETNAM, spec_from_mapping
 from invites.store import ISSUING_ROLES, create_meeting
 from invites.tracking import meeting_status
 from mailhub.config import Config
-from mailhub.directory import normalise_email
-from mailhub.errors import DirectoryError, InputError
+from mailhub.errors import InputError
 from mailhub.http.auth import ApiAuth, ApiError, ApiRoute, Caller, Problem, error_responses, problems
-from mailhub.models import ChannelState, Meeting, MeetingAttendee, MeetingStatus, PartStat, as_utc
+from mailhub.models import ChannelState, Meeting, MeetingStatus, PartStat, as_utc
 from mailhub.signing import DkimSigner
 
 log = logging.getLogger("mailhub.api")
@@ -171,39 +168,10 @@ def send_out(meeting_id: int, report) -> SendOut:
 
 # ---- rules and queries (run in a thread) ---------------------------------------------
 
-def may_see(caller: Caller, meeting: Meeting) -> bool:
-    """An admin sees every meeting, a secretary the meetings they are the secretary of."""
-    return "admin" in caller.roles or meeting.secretary_email == caller.email
-
-
-def may_act_as(caller: Caller, secretary: str) -> bool:
-    """Only an admin creates a meeting in someone else's name."""
-    try:
-        same = normalise_email(secretary) == caller.email
-    except DirectoryError:
-        same = False  # not an address: the meeting's own checks will say so, if allowed this far
-    return same or "admin" in caller.roles
-
-
-def load_meeting(engine: Engine, caller: Caller, meeting_id: int) -> Meeting | None:
-    """The meeting if the caller may see it; None for one that does not exist alike."""
-    with Session(engine, expire_on_commit=False) as session:
-        meeting = session.get(Meeting, meeting_id)
-    return meeting if meeting is not None and may_see(caller, meeting) else None
-
-
-def _list(engine: Engine, caller: Caller, limit: int, offset: int) -> MeetingList:
-    conditions = [] if "admin" in caller.roles else [Meeting.secretary_email == caller.email]
-    with Session(engine) as session:
-        total = session.exec(select(func.count()).select_from(Meeting).where(*conditions)).one()
-        meetings = session.exec(select(Meeting).where(*conditions).order_by(Meeting.id.desc())
-                                .offset(offset).limit(limit)).all()
-        counts = dict(session.exec(
-            select(MeetingAttendee.meeting_id, func.count())
-            .where(MeetingAttendee.meeting_id.in_([m.id for m in meetings]),
-                   MeetingAttendee.removed == False)  # noqa: E712
-            .group_by(MeetingAttendee.meeting_id)).all())
-    return MeetingList(meetings=[_out(m, counts.get(m.id, 0)) for m in meetings], total=total, limit=limit,
+def meeting_list(engine: Engine, caller: Actor, limit: int, offset: int) -> MeetingList:
+    """One page of the caller's meetings as the API lists them (the console's list shows the same)."""
+    meetings, invited, total = meetings_page(engine, caller, limit, offset)
+    return MeetingList(meetings=[_out(m, invited.get(m.id, 0)) for m in meetings], total=total, limit=limit,
                        offset=offset)
 
 
@@ -253,7 +221,6 @@ def meetings_api_router(engine: Engine, config: Config, signer_getter: Callable[
     issuer, acting_on = meeting_access(engine)
     router = APIRouter(prefix="/api/v1", tags=["meetings"], route_class=ApiRoute,
                        responses=error_responses(401, 403, 422, 500, 503))
-    sending: WeakValueDictionary[int, asyncio.Lock] = WeakValueDictionary()
 
     @router.post("/meetings", status_code=201, response_model=CreatedOut, summary="Create a meeting (draft)",
                  operation_id="createMeeting", responses={201: CREATED, **error_responses(413)})
@@ -283,7 +250,7 @@ def meetings_api_router(engine: Engine, config: Config, signer_getter: Callable[
                             limit: Annotated[int, Query(ge=1, le=200)] = 50,
                             offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> MeetingList:
         """A secretary's own meetings; an admin's: every meeting."""
-        return await asyncio.to_thread(_list, engine, caller, limit, offset)
+        return await asyncio.to_thread(meeting_list, engine, caller, limit, offset)
 
     @router.get("/meetings/{meeting_id}", response_model=MeetingDetail, responses=error_responses(404),
                 summary="A meeting and each attendee's email and SMS state and answer", operation_id="getMeeting")
@@ -305,8 +272,7 @@ def meetings_api_router(engine: Engine, config: Config, signer_getter: Callable[
         signer = await signer_getter()
         # One send at a time per meeting in this process: a second request (a double
         # click) waits, then finds everyone reached and queues nothing twice.
-        lock = sending.setdefault(meeting.id, asyncio.Lock())
-        async with lock:
+        async with meeting_lock(meeting.id):
             try:
                 report = await asyncio.to_thread(issue, engine, config, signer, rsvp_key, meeting.id)
             except InputError as exc:

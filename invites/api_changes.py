@@ -18,6 +18,7 @@ from typing import Any, Awaitable, Callable, Literal, Sequence
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
+from invites.access import meeting_lock
 from invites.api import GuestIn, Line, SendOut, meeting_access, send_out, vietnam_text
 from invites.changes import cancel_attendees, cancel_meeting, update_meeting
 from invites.reminders import remind_now
@@ -123,8 +124,9 @@ def meeting_changes_router(engine, config: Config, signer_getter: Callable[[], A
         except InputError as exc:
             raise ApiError(422, "Thay đổi có lỗi, xem danh sách errors.", "The changes have problems: see errors.",
                            errors=problems(str(exc), "body")) from None
-        updated = await run("Không thể cập nhật cuộc họp", "Cannot update the meeting", update_meeting, engine,
-                            config, await signer_getter(), rsvp_key, meeting.id, changes)
+        async with meeting_lock(meeting.id):  # one change at a time, with the console's too
+            updated = await run("Không thể cập nhật cuộc họp", "Cannot update the meeting", update_meeting, engine,
+                                config, await signer_getter(), rsvp_key, meeting.id, changes)
         log.info("API: %s updated meeting %d (%s)", caller.email, meeting.id, ", ".join(updated.changed))
         return UpdatedOut(**send_out(meeting.id, updated.report).model_dump(), sequence=updated.sequence,
                           changed=updated.changed, answers_reset=updated.answers_reset, added=updated.added)
@@ -137,13 +139,14 @@ def meeting_changes_router(engine, config: Config, signer_getter: Callable[[], A
         dropped, reminders deleted). With `attendees`: only those invitations."""
         still_open(meeting)
         signer = await signer_getter()
-        if body is not None and body.attendees:
-            report = await run("Không thể hủy các giấy mời", "Cannot withdraw the invitations", cancel_attendees,
-                               engine, config, signer, rsvp_key, meeting.id, body.attendees,
-                               described=lambda text: withdrawal_problems(text, body.attendees))
-        else:
-            report = await run("Không thể hủy cuộc họp", "Cannot cancel the meeting", cancel_meeting, engine,
-                               config, signer, rsvp_key, meeting.id)
+        async with meeting_lock(meeting.id):
+            if body is not None and body.attendees:
+                report = await run("Không thể hủy các giấy mời", "Cannot withdraw the invitations", cancel_attendees,
+                                   engine, config, signer, rsvp_key, meeting.id, body.attendees,
+                                   described=lambda text: withdrawal_problems(text, body.attendees))
+            else:
+                report = await run("Không thể hủy cuộc họp", "Cannot cancel the meeting", cancel_meeting, engine,
+                                   config, signer, rsvp_key, meeting.id)
         log.info("API: %s cancelled %s of meeting %d", caller.email,
                  f"{len(body.attendees)} invitation(s)" if body and body.attendees else "all", meeting.id)
         return send_out(meeting.id, report)

@@ -2,7 +2,7 @@
 meeting's attendees with their unit, both channels' states and their answer.
 
 The meetings themselves come from :mod:`invites.api` (the same visibility rule as the
-JSON API), the attendees' states from :func:`invites.tracking.meeting_status`; this
+JSON API, :mod:`invites.access`), the attendees' states from :func:`invites.tracking.meeting_status`; this
 module adds only what a page shows besides: answers counted per meeting, and each
 official's unit.
 """
@@ -15,7 +15,7 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from invites.api import MeetingOut, _list
+from invites.api import MeetingOut, meeting_list
 from invites.tracking import AttendeeStatus, meeting_status
 from mailhub.models import MeetingAttendee, Official, PartStat, Unit
 from mailhub.web.sessions import Visitor
@@ -32,7 +32,7 @@ class MeetingRow:
 
 def meeting_rows(engine: Engine, who: Visitor, page: int) -> tuple[list[MeetingRow], int]:
     """The visitor's meetings (an admin's: all), newest first, one page; and the total."""
-    listed = _list(engine, who, PAGE, (page - 1) * PAGE)  # who: email and roles, as an API caller
+    listed = meeting_list(engine, who, PAGE, (page - 1) * PAGE)
     ids = [m.id for m in listed.meetings]
     answers: dict[int, dict[str, int]] = {i: dict.fromkeys(ANSWERS, 0) for i in ids}
     with Session(engine) as session:

@@ -4,7 +4,7 @@ and answer, remind, change and cancel.
 
 For secretaries and admins. A secretary sees and acts on the meetings they are the
 secretary of, an admin on all; any other id gets the same not-found page as a missing
-one (:func:`invites.api.load_meeting`). Every change goes through the functions the
+one (:func:`invites.access.load_meeting`). Every change goes through the functions the
 JSON API and the CLI use (:mod:`invites.store`, :mod:`invites.issue`,
 :mod:`invites.changes`, :mod:`invites.reminders`), so the console behaves as they do;
 this module reads forms, calls them and renders.
@@ -14,13 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Any
-from weakref import WeakValueDictionary
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.engine import Engine
 
-from invites.api import load_meeting
+from invites.access import load_meeting, meeting_lock
 from invites.changes import cancel_meeting, update_meeting
 from invites.issue import issue
 from invites.reminders import remind_now
@@ -105,7 +104,6 @@ def router(console: Console) -> APIRouter:
     engine, config = console.engine, console.config
     router = APIRouter()
     secretary = console.allow("secretary", "admin")
-    busy: WeakValueDictionary[int, asyncio.Lock] = WeakValueDictionary()
 
     def labels() -> dict[str, Any]:
         return {"status": STATUS, "answer": ANSWER, "channel": CHANNEL, "fields": LABELS}
@@ -127,11 +125,6 @@ def router(console: Console) -> APIRouter:
             raise Stop(console.refusal(request, who, 503, "Chưa sẵn sàng gửi thư (chưa có khóa DKIM).",
                                        "Sending is not available (no DKIM keys)."))
         return await console.signer_getter()
-
-    def lock(meeting_id: int) -> asyncio.Lock:
-        # One send, update or cancel at a time per meeting in this process: a double click
-        # waits, then finds the work done (everyone reached, nothing changes, cancelled).
-        return busy.setdefault(meeting_id, asyncio.Lock())
 
     def form_page(request: Request, who: Visitor, form: MeetingForm, view: dict, errors: list[FieldError],
                   meeting: Meeting | None = None, status: int = 200) -> HTMLResponse:
@@ -215,7 +208,7 @@ def router(console: Console) -> APIRouter:
         await console.form(request, who)
         still_open(request, who, meeting)
         dkim = await signer(request, who)
-        async with lock(meeting.id):
+        async with meeting_lock(meeting.id):  # shared with the API
             try:
                 report = await asyncio.to_thread(issue, engine, config, dkim, console.rsvp_key, meeting.id)
             except InputError as exc:
@@ -287,7 +280,7 @@ def router(console: Console) -> APIRouter:
         if not errors:
             dkim = await signer(request, who)
             try:
-                async with lock(meeting.id):
+                async with meeting_lock(meeting.id):  # shared with the API
                     updated = await asyncio.to_thread(update_meeting, engine, config, dkim, console.rsvp_key,
                                                       meeting.id, changes)
             except InputError as exc:
@@ -315,7 +308,7 @@ def router(console: Console) -> APIRouter:
         still_open(request, who, meeting)
         reason = " ".join("".join(c for c in posted.get("reason", "") if c.isprintable() or c.isspace()).split())[:500]
         dkim = await signer(request, who)
-        async with lock(meeting.id):
+        async with meeting_lock(meeting.id):  # shared with the API
             try:
                 report = await asyncio.to_thread(cancel_meeting, engine, config, dkim, console.rsvp_key, meeting.id)
             except InputError:  # cancelled meanwhile (a double click)
