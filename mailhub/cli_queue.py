@@ -13,13 +13,11 @@ without ``--yes``); 2 bad input (one red line naming the option).
 """
 from __future__ import annotations
 
-import email.parser
-import email.policy
 import json
 import os
 import re
 import sys
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, NoReturn, Optional
 
 import idna
@@ -31,13 +29,12 @@ from rich.text import Text
 
 from mailhub.errors import InputError
 from mailhub.models import RecipientState, utcnow
+from mailhub.queue_terms import domain_spellings, header_fields, parse_duration
 
 queue_app = typer.Typer(help="The delivery queue: list, show, retry, hold, release, delete, stats.",
                         no_args_is_help=True)
 
 STATE_NAMES = tuple(s.value for s in RecipientState)
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DURATION = re.compile(r"(\d+)([smhdw])")
 # C0/C1 controls but tab and newline, and the bidi overrides that can reorder what is shown.
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _PREVIEW_ROWS = 50
@@ -62,28 +59,6 @@ All = Annotated[bool, typer.Option("--all", help="Select every message still in 
 
 
 # ---- input ------------------------------------------------------------------
-
-def parse_duration(text: str, option: str) -> timedelta:
-    """``30m``, ``4h``, ``2d``, ``1w``, ``1h30m``; InputError naming ``option`` otherwise."""
-    compact = text.strip().lower().replace(" ", "")
-    parts = _DURATION.findall(compact)
-    try:
-        if not compact or "".join(n + u for n, u in parts) != compact:
-            raise ValueError
-        return timedelta(seconds=sum(int(n) * _UNITS[u] for n, u in parts))
-    except (ValueError, OverflowError):
-        raise InputError(f"{option}: expected a duration such as 30m, 4h or 2d, got {text!r}") from None
-
-
-def domain_spellings(domain: str) -> tuple[str, ...]:
-    """The Unicode and ``xn--`` spellings of a domain, lower-case (RFC 5890 §2.3.2.1)."""
-    name = domain.strip().lstrip("@").rstrip(".").lower()
-    try:
-        ascii_form = idna.encode(name, uts46=True).decode("ascii")
-        return tuple(dict.fromkeys((idna.decode(ascii_form), ascii_form)))
-    except (idna.IDNAError, UnicodeError) as exc:
-        raise InputError(f"--recipient-domain: not a domain name: {domain!r} ({exc})") from None
-
 
 def _filters(state: list[str] | None, sender: str | None, domain: str | None,
              older: str | None, newer: str | None):
@@ -187,21 +162,6 @@ def _message_json(m, now: datetime) -> dict:
     return {"id": m.id, "kind": m.kind, "sender": m.sender, "size": m.size, "created_at": _iso(m.created_at),
             "age_seconds": int((now - m.created_at).total_seconds()),
             "recipients": [_recipient_json(r) for r in m.recipients]}
-
-
-def header_fields(block: bytes) -> list[tuple[str, str]]:
-    """The header fields of a header block, RFC 2047 words decoded, folding undone.
-    A field that does not parse is shown as it is."""
-    parsed = email.parser.Parser(policy=email.policy.default).parsestr(
-        block.decode("utf-8", errors="replace"), headersonly=True)
-    fields = []
-    for name, raw in parsed.raw_items():
-        try:
-            value = str(email.policy.default.header_fetch_parse(name, raw))
-        except Exception:  # a malformed field: the raw text is still worth showing
-            value = raw
-        fields.append((name, " ".join(value.split())))
-    return fields
 
 
 # ---- commands -----------------------------------------------------------------

@@ -83,7 +83,8 @@ def _check_selector(selector: str) -> str:
     return selector
 
 
-def _key_paths(keys_dir: Path, domain: str, selector: str) -> tuple[Path, Path]:
+def key_paths(keys_dir: Path, domain: str, selector: str) -> tuple[Path, Path]:
+    """Where a domain's RSA and Ed25519 keys for ``selector`` are kept (whether or not they exist)."""
     folder = Path(keys_dir) / canonical_domain(domain)
     selector = _check_selector(selector)
     return folder / f"{selector}.rsa.pem", folder / f"{selector}.ed25519.pem"
@@ -126,7 +127,7 @@ def ensure_domain_keys(keys_dir: Path, domain: str, selector: str, ed25519: bool
     Idempotent: existing keys are never overwritten (a published DNS record
     depends on them), so a second call returns an empty list.
     """
-    rsa_path, ed_path = _key_paths(keys_dir, domain, selector)
+    rsa_path, ed_path = key_paths(keys_dir, domain, selector)
     _make_dir(Path(keys_dir))
     _make_dir(rsa_path.parent)
     wanted = [(rsa_path, _new_rsa_pem)]
@@ -173,7 +174,7 @@ def _load_key(path: Path, kind: type[_Key], label: str) -> _Key:
 
 def load_domain_keys(keys_dir: Path, domain: str, selector: str, ed25519: bool) -> DomainKeys:
     """Load the domain's private keys (about 35 ms for RSA: do it once at start)."""
-    rsa_path, ed_path = _key_paths(keys_dir, domain, selector)
+    rsa_path, ed_path = key_paths(keys_dir, domain, selector)
     rsa_key = _load_key(rsa_path, RSAPrivateKey, "RSA")
     if rsa_key.key_size < 1024:  # RFC 8301 §3.2: signers MUST use at least 1024 bits
         raise ConfigError(f"DKIM key {rsa_path} has {rsa_key.key_size} bits; use 2048")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 from urllib.parse import urlencode
 
-from mailhub.cli_queue import domain_spellings, parse_duration
+from mailhub.queue_terms import domain_spellings, parse_duration
 from mailhub.errors import InputError
 from mailhub.queue_admin import NOT_FINAL, STATES, Filters
 

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from mailhub.cli_queue import header_fields
+from mailhub.queue_terms import header_fields
 from mailhub.models import RecipientState
 from mailhub.queue_admin import Message, MessageDetail, Stats
 from mailhub.templating import vn_time

@@ -17,7 +17,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 
 from mailhub.config import Config
-from mailhub.dkimkeys import _key_paths, canonical_domain, dns_records, load_domain_keys
+from mailhub.dkimkeys import key_paths, canonical_domain, dns_records, load_domain_keys
 from mailhub.errors import ConfigError
 
 
@@ -75,7 +75,7 @@ def domain_dkim(config: Config, domain: str) -> DomainDkim:
     try:
         d = canonical_domain(domain)
         keys = load_domain_keys(keys_dir, domain, selector, ed25519)
-        rsa_path, ed_path = _key_paths(keys_dir, domain, selector)
+        rsa_path, ed_path = key_paths(keys_dir, domain, selector)
         files = [_key_file("RSA", keys.selector, rsa_path, keys.rsa_key)]
         if keys.ed25519_key is not None:
             files.append(_key_file("Ed25519", keys.ed25519_selector, ed_path, keys.ed25519_key))
