@@ -19,6 +19,7 @@ from sqlmodel import Session
 
 from invites.replies import record_answer
 from invites.rsvp import read_token
+from mailhub.http.bodies import read_limited
 from mailhub.models import Meeting, MeetingAttendee, MeetingStatus, PartStat, utcnow
 from mailhub.templating import environment
 
@@ -90,8 +91,8 @@ def rsvp_router(engine: Engine, key: bytes) -> APIRouter:
         if found is None:
             return Response(NOT_FOUND, status_code=404, media_type="text/plain; charset=utf-8")
         meeting, attendee = found
-        body = (await request.body())[:1024]
-        value = dict(parse_qsl(body.decode("ascii", "replace"))).get("answer", "")
+        body = await read_limited(request, 1024)  # "answer=TENTATIVE": a longer body is not an answer
+        value = dict(parse_qsl(body.decode("ascii", "replace"))).get("answer", "") if body is not None else ""
         choice = next((c for c in CHOICES if c[0] == value), None)
         if choice is None or meeting.status == MeetingStatus.CANCELLED.value:
             return Response("Câu trả lời không hợp lệ. / Not a valid answer.\n", status_code=400,

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from invites.sms.reports import TWILIO_STATES, apply_report
 from invites.sms.twilio_gateway import classify_twilio_error, parse_status_callback, validate_callback
 from mailhub.config import Config
+from mailhub.http.bodies import read_limited
 from mailhub.models import utcnow
 
 log = logging.getLogger("mailhub.sms")
@@ -57,8 +58,8 @@ def twilio_router(engine: Engine, config: Config) -> APIRouter:
                  responses=_ANSWERS, openapi_extra=_CALLBACK, operation_id="twilioStatusCallback")
     async def twilio_status(request: Request) -> Response:
         """Moves the SMS the callback names to its new state (forward only)."""
-        body = await request.body()
-        if len(body) > MAX_BODY:
+        body = await read_limited(request, MAX_BODY)
+        if body is None:
             return Response("too large\n", status_code=413, media_type="text/plain")
         params = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         url = public + request.url.path + (f"?{request.url.query}" if request.url.query else "")

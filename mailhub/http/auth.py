@@ -35,6 +35,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from mailhub.http.bodies import read_limited
 from mailhub.tokens import TokenOwner, check_token
 
 log = logging.getLogger("mailhub.http")
@@ -154,15 +155,9 @@ def _framework_error(exc: StarletteHTTPException) -> ApiError:
 
 async def _bounded(request: Request) -> Request:
     """``request`` with its body read, at most :data:`MAX_BODY` bytes (413 beyond)."""
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > MAX_BODY:
+    body = await read_limited(request, MAX_BODY)
+    if body is None:
         raise ApiError(413)
-    chunks = bytearray()
-    async for chunk in request.stream():
-        chunks += chunk
-        if len(chunks) > MAX_BODY:
-            raise ApiError(413)
-    body = bytes(chunks)
     replayed = False
 
     async def receive() -> dict[str, Any]:

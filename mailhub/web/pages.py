@@ -28,6 +28,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.engine import Engine
 
 from mailhub.config import Config
+from mailhub.http.bodies import read_limited
 from mailhub.signing import DkimSigner
 from mailhub.templating import environment
 from mailhub.web import sessions
@@ -194,13 +195,7 @@ class Console:
 
 async def read_body(request: Request, limit: int) -> bytes | None:
     """The request body, or None when it is longer than ``limit`` bytes (read no further)."""
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await read_limited(request, limit)
 
 
 def done(path: str, key: str) -> RedirectResponse:
