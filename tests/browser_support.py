@@ -31,7 +31,10 @@ def launch():
         pytest.skip(f"{CHROMIUM} is missing (Debian packages chromium and chromium-driver: make test-tools)")
     playwright = sync_playwright().start()
     try:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        # Site isolation off: headless screenshots leave a sandboxed (opaque-origin, so
+        # out-of-process) iframe blank, e.g. the invitation's HTML part in the preview.
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-features=IsolateOrigins,site-per-process"])
     except Exception:
         playwright.stop()
         raise

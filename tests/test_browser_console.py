@@ -119,6 +119,7 @@ def test_a_secretary_invites_a_unit_and_follows_the_answers(chromium, hub):
     assert re.search(r"Số tin nhắn \(phần\): 1\b", page.inner_text("main"))  # the guest's SMS
     frame = page.frame_locator("iframe")
     assert "Trân trọng kính mời" in frame.locator("body").inner_text()
+    page.wait_for_load_state("networkidle")
     screenshot(page, "meeting-preview")
     page.get_by_role("button", name="Gửi giấy mời").click()
 

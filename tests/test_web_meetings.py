@@ -115,7 +115,7 @@ def test_create_preview_send_follow_remind_update_cancel(hub, thuky):
     assert "METHOD:REQUEST" in text and "invite.ics" in text and "Chấp nhận / Từ chối" in text
     assert "Trân trọng kính mời" in text  # the text part
     assert re.search(r"Nhận qua email: 3\b", text) and re.search(r"Nhận qua SMS \(số di động\): 1\b", text)
-    sms = re.search(r"<pre>(Giay moi hop: .*?)</pre>", text, re.S)[1]
+    sms = re.search(r"<pre class=\"message\">(Giay moi hop: .*?)</pre>", text, re.S)[1]
     assert sms.startswith("Giay moi hop: Hop giao ban chuyen doi so. Luc 08:00 03/12/2030, tai Phong hop so 2.")
     assert re.search(r"/r/X{11,}$", sms)  # the personal token is not shown
     assert re.search(r"Mã hóa: <strong>GSM-7</strong>\s*·\s*Số tin nhắn \(phần\): <strong>1</strong>", text)
