@@ -147,7 +147,8 @@ class Mailhub:
             from invites.webhooks import twilio_router
 
             routers.append(twilio_router(self.engine, self.config))
-        self.http = HttpService(create_app(engine=self.engine, metrics_dir=self.metrics_dir, routers=routers), sock)
+        self.http = HttpService(create_app(engine=self.engine, metrics_dir=self.metrics_dir, routers=routers), sock,
+                                trusted_proxies=self.config.listen.http_trusted_proxies)
         await self.http.start()
         self.ports["http"] = self.http.port
 

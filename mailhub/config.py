@@ -9,6 +9,7 @@ A missing file, an unknown key or a value of the wrong type raises
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -67,6 +68,10 @@ class ListenConfig:
     submission: str = "127.0.0.1:10587"
     submissions: str = "127.0.0.1:10465"
     http: str = "127.0.0.1:8025"
+    # The HTTPS reverse proxies in front of `http` (addresses or networks) whose
+    # X-Forwarded-For / X-Forwarded-Proto are believed: the console's sign-in lockout per
+    # client address, and the logs, then see the browser's address instead of the proxy's.
+    http_trusted_proxies: tuple[str, ...] = ()
     # iMIP replies forwarded by the city's mail server (external guests' answers); "" = off.
     replies: str = ""
 
@@ -443,6 +448,11 @@ def _check(config: Config) -> None:
             config.listen_address(name)
         except ConfigError as exc:
             raise ConfigError(f"{src}: {exc}") from None
+    for proxy in config.listen.http_trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(f"{src}: listen.http_trusted_proxies: not an IP address or network: {proxy!r}") from None
     if not config.domains.official:
         raise ConfigError(f"{src}: domains.official: at least one official domain is required")
     _check_delivery(config.delivery, src)

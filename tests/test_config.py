@@ -54,6 +54,8 @@ def test_shipped_config_loads_with_the_documented_defaults():
     ({"delivery": {"routes": [{"host": "mx", "domains": ["a.vn"]}, {"host": "my", "domains": ["A.vn."]}]}},
      "delivery.routes[1].domains: 'A.vn.' is already routed by delivery.routes[0]"),
     ({"tls": {"cert_file": "/etc/cert.pem"}}, "tls.cert_file and tls.key_file: give both or neither"),
+    ({"listen": {"http_trusted_proxies": ["10.0.0.5", "proxy.hcm.gov.vn"]}},
+     "listen.http_trusted_proxies: not an IP address or network: 'proxy.hcm.gov.vn'"),
     ({"sms": {"gateway": "pigeon"}}, "sms.gateway: expected one of outbox, twilio, smpp"),
     ({"sms": {"gateway": "twilio"}}, "sms.twilio_account_sid and sms.twilio_auth_token: required"),
     ({"sms": {"gateway": "twilio", "twilio_account_sid": "AC1", "twilio_auth_token": "tok"}},

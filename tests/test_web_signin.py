@@ -136,3 +136,33 @@ def test_pages_carry_security_headers_and_the_menu_follows_the_roles(console):
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert 'href="/console/me"' in page  # every official: their own score
     assert 'href="/console/scores"' not in page and 'href="/console/queue"' not in page
+
+
+def _sign_in_from(browser: Browser, address: str, email: str, password: str):
+    return browser.request("POST", "/console/signin", {"csrf": browser.csrf(), "email": email, "password": password},
+                           headers={"X-Forwarded-For": address})
+
+
+def test_behind_a_trusted_proxy_the_lockout_is_per_browser_address(tmp_path, ca, provisioned_home):
+    config = make_config(provisioned_copy(provisioned_home, tmp_path / "home"), ca, auth={"max_failures": 3},
+                         listen={"http_trusted_proxies": ["127.0.0.0/8"]})
+    running = start_hub(config, ca, only="submission")
+    try:
+        port = running.hub.ports["http"]
+        for n in range(3):  # someone at 203.0.113.5 guesses three accounts
+            response, _ = _sign_in_from(Browser(port), "203.0.113.5", f"khong-co-{n}@hcm.gov.vn", "doan-bua")
+            assert response.status == 401
+        response, page = _sign_in_from(Browser(port), "203.0.113.5", AN, PASSWORD)
+        assert response.status == 401 and "tạm khóa" in page  # that address is locked out
+        response, _ = _sign_in_from(Browser(port), "198.51.100.7", AN, PASSWORD)
+        assert response.status == 303  # another browser behind the same proxy is not
+    finally:
+        running.stop()
+
+
+def test_without_trusted_proxies_forwarded_addresses_are_ignored(console):
+    port, _ = console
+    for n in range(3):
+        _sign_in_from(Browser(port), f"203.0.113.{n}", f"khong-co-{n}@hcm.gov.vn", "doan-bua")
+    response, page = _sign_in_from(Browser(port), "198.51.100.7", AN, PASSWORD)
+    assert response.status == 401 and "tạm khóa" in page  # all came from 127.0.0.1, whatever they claimed

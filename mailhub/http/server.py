@@ -38,14 +38,18 @@ class HttpService:
     """Serve ``app`` on ``sock`` (bound and listening; the service closes it at stop).
 
     ``graceful_seconds``: how long :meth:`stop` lets requests in progress finish.
+    ``trusted_proxies``: addresses or networks whose X-Forwarded-For gives the client's address.
     """
 
-    def __init__(self, app: Any, sock: socket.socket, *, graceful_seconds: int = 5) -> None:
+    def __init__(self, app: Any, sock: socket.socket, *, graceful_seconds: int = 5,
+                 trusted_proxies: tuple[str, ...] = ()) -> None:
         self._sock = sock
         self.port: int = sock.getsockname()[1]
         config = uvicorn.Config(
             app, log_config=None, log_level="warning", access_log=False,
-            proxy_headers=False, server_header=False, headers=[("server", "mailhub")],
+            # X-Forwarded-For only from the configured proxies ([listen] http_trusted_proxies)
+            proxy_headers=bool(trusted_proxies), forwarded_allow_ips=list(trusted_proxies) or None,
+            server_header=False, headers=[("server", "mailhub")],
             lifespan="on", ws="none", timeout_graceful_shutdown=graceful_seconds)
         self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None
