@@ -217,6 +217,21 @@ def user_passwd(ctx: typer.Context, email: str) -> None:
     _say(f"password set for {email.strip().lower()}")
 
 
+@user_app.command("disable")
+def user_disable(ctx: typer.Context, email: str) -> None:
+    """Stop an official (someone who left): no sign-in, no sending; their console sessions end.
+    Their past usage stays for the scores."""
+    changed = directory.set_active(_state(ctx).engine(), email, False)
+    _say(f"{email.strip().lower()}: {'disabled' if changed else 'already disabled'}")
+
+
+@user_app.command("enable")
+def user_enable(ctx: typer.Context, email: str) -> None:
+    """Let a disabled official sign in and send again."""
+    changed = directory.set_active(_state(ctx).engine(), email, True)
+    _say(f"{email.strip().lower()}: {'enabled' if changed else 'already enabled'}")
+
+
 @user_app.command("list")
 def user_list(ctx: typer.Context, unit: Optional[str] = typer.Option(None, "--unit")) -> None:
     officials = directory.list_officials(_state(ctx).engine(), unit)

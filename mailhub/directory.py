@@ -17,14 +17,14 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 
-from sqlalchemy import func
+from sqlalchemy import delete, func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from mailhub import passwords, phones
 from mailhub.config import DomainsConfig
 from mailhub.errors import DirectoryError, InputError
-from mailhub.models import ROLES, Mailbox, MailboxGrant, MailboxKind, Official, Unit, UnitKind
+from mailhub.models import ROLES, Mailbox, MailboxGrant, MailboxKind, Official, Unit, UnitKind, WebSession
 from policies import addresses
 from policies.context import Sender
 
@@ -195,9 +195,24 @@ def _checked_password(password: str) -> str:
 
 
 def set_password(bind: Bind, email: str, password: str) -> None:
+    """A new password; the official's console sessions end with the old one."""
     new_hash = passwords.hash_password(_checked_password(password))
     with using(bind) as session:
-        _official(session, email).password_hash = new_hash
+        official = _official(session, email)
+        official.password_hash = new_hash
+        session.exec(delete(WebSession).where(WebSession.official_id == official.id))
+
+
+def set_active(bind: Bind, email: str, active: bool) -> bool:
+    """Let an official sign in and send again, or stop them (someone who left); their console
+    sessions end at once. Returns whether anything changed. Their history stays for the scores."""
+    with using(bind) as session:
+        official = _official(session, email)
+        changed = official.active != active
+        official.active = active
+        if not active:
+            session.exec(delete(WebSession).where(WebSession.official_id == official.id))
+        return changed
 
 
 def find_official(bind: Bind, email: str) -> Official | None:

@@ -139,6 +139,13 @@ def test_user_add_reads_the_password_from_stdin(ready):
         assert ready("user", "passwd", "an@hcm.gov.vn", stdin="mot-mat-khau-moi\n").returncode == 0
         changed = find_official(engine, "an@hcm.gov.vn")
         assert passwords.verify_password(changed.password_hash, "mot-mat-khau-moi")
+        result = ready("user", "disable", "an@hcm.gov.vn")
+        assert result.returncode == 0 and "disabled" in result.stdout
+        assert find_official(engine, "an@hcm.gov.vn").active is False
+        assert "already disabled" in ready("user", "disable", "an@hcm.gov.vn").stdout
+        assert ready("user", "enable", "an@hcm.gov.vn").returncode == 0
+        assert find_official(engine, "an@hcm.gov.vn").active is True
+        assert "unknown official" in _one_error_line(ready("user", "disable", "ai@hcm.gov.vn"))
     finally:
         engine.dispose()
 

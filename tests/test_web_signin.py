@@ -166,3 +166,27 @@ def test_without_trusted_proxies_forwarded_addresses_are_ignored(console):
         _sign_in_from(Browser(port), f"203.0.113.{n}", f"khong-co-{n}@hcm.gov.vn", "doan-bua")
     response, page = _sign_in_from(Browser(port), "198.51.100.7", AN, PASSWORD)
     assert response.status == 401 and "tạm khóa" in page  # all came from 127.0.0.1, whatever they claimed
+
+
+def test_a_new_password_or_leaving_ends_the_sessions_and_ended_ones_are_swept(console):
+    from mailhub import directory
+
+    port, engine = console
+    browser = Browser(port)
+    browser.sign_in()
+    directory.set_password(engine, AN, "mot-mat-khau-moi-2026")
+    assert browser.request("GET", "/console")[0].status == 303  # signed out by the new password
+    assert browser.sign_in(password="mot-mat-khau-moi-2026")[0].status == 303
+    assert directory.set_active(engine, AN, False) is True
+    assert browser.request("GET", "/console")[0].status == 303
+    assert browser.sign_in(password="mot-mat-khau-moi-2026")[0].status == 401  # and cannot sign in again
+    assert directory.set_active(engine, AN, True) is True and directory.set_active(engine, AN, True) is False
+    official_id = directory.find_official(engine, AN).id
+    old = utcnow() - timedelta(days=2)
+    sessions.start(engine, official_id, old)  # a session of two days ago, never used since
+    count = "SELECT count(*) FROM web_session"
+    with engine.connect() as conn:
+        before = conn.exec_driver_sql(count).scalar()
+    browser.sign_in(password="mot-mat-khau-moi-2026")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql(count).scalar() == before  # one swept, one started

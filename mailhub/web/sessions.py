@@ -44,10 +44,13 @@ def _hash(token: str) -> str:
 
 
 def start(engine: Engine, official_id: int, now: datetime | None = None) -> str:
-    """A new session for ``official_id``; returns the token for the cookie."""
+    """A new session for ``official_id``; returns the token for the cookie. Also removes every
+    session that has ended, so the table holds only live ones."""
     now = now or utcnow()
     token = secrets.token_urlsafe(32)
     with write_transaction(engine) as conn:
+        # Sessions that can no longer be used (over, or idle too long) go here, at sign-in.
+        conn.execute(delete(WebSession).where((_ws.expires_at <= now) | (_ws.last_seen_at < now - IDLE)))
         conn.execute(insert(WebSession), [{"token_hash": _hash(token), "official_id": official_id,
                                            "csrf": secrets.token_urlsafe(32), "created_at": now,
                                            "last_seen_at": now, "expires_at": now + LIFETIME}])
