@@ -177,6 +177,14 @@ def test_an_action_on_everything_the_filter_matches(hub, admin):
     _, page = follow(admin, admin.post("/console/queue", {"action": "release", "scope": "matching",
                                                           "domain": "bulk.example", "state": "held"}))
     assert "Đã thả" in page and "held" not in states(hub, one).values()
+    # without a filter, "every match" is the whole queue: only when the admin says they are sure
+    response, page = admin.post("/console/queue", {"action": "hold", "scope": "matching"}, page="/console/queue")
+    assert response.status == 400 and "Chưa có bộ lọc nào" in page
+    assert states(hub, other) == {"d@keep.example": "deferred"}
+    response, _ = admin.post("/console/queue", {"action": "hold", "scope": "matching", "sure": "yes"},
+                             page="/console/queue")
+    assert response.status == 303 and states(hub, other) == {"d@keep.example": "held"}
+    admin.post("/console/queue", {"action": "release", "scope": "matching", "sure": "yes"}, page="/console/queue")
     # nothing in a state the action applies to: said so, nothing changes
     _, page = follow(admin, admin.post("/console/queue", {"action": "release", "scope": "matching",
                                                           "domain": "bulk.example"}))

@@ -132,10 +132,20 @@ def test_pages_carry_security_headers_and_the_menu_follows_the_roles(console):
     browser.sign_in()
     response, page = browser.request("GET", "/console")
     csp = response.headers["Content-Security-Policy"]
-    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "script-src" not in csp
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "script-src 'none'" in csp
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert 'href="/console/me"' in page  # every official: their own score
     assert 'href="/console/scores"' not in page and 'href="/console/queue"' not in page
+
+
+def test_a_form_too_large_is_refused_as_such(console):
+    port, _ = console
+    browser = Browser(port)
+    browser.sign_in()
+    csrf = re.search(r'name="csrf" value="([^"]+)"', browser.request("GET", "/console")[1])[1]
+    response, page = browser.request("POST", "/console/signout", {"csrf": csrf, "x": "a" * 300_000})
+    assert response.status == 413 and "Biểu mẫu quá lớn" in page
+    assert browser.request("GET", "/console")[0].status == 200  # nothing happened: still signed in
 
 
 def _sign_in_from(browser: Browser, address: str, email: str, password: str):

@@ -8,6 +8,7 @@ every bad row with its line number and column.
 from __future__ import annotations
 
 import asyncio
+import logging
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
@@ -41,6 +42,8 @@ COLUMN_HELP = {
     "unit_kind": ("loại đơn vị: " + ", ".join(UNIT_KINDS) + " (chỉ dùng cùng unit_name)",
                   "unit kind: " + ", ".join(UNIT_KINDS) + " (with unit_name only)"),
 }
+
+log = logging.getLogger("mailhub.web")
 
 
 def _example(domain: str) -> str:
@@ -112,6 +115,14 @@ def router(console: Console) -> APIRouter:
             outcome = await asyncio.to_thread(import_upload, console.engine, console.config.domains, upload.file)
         finally:
             await form.close()
+        if outcome.report is not None:
+            r = outcome.report
+            log.info("console: %s imported the directory: %d unit(s) added, %d updated; %d official(s) added, "
+                     "%d updated, %d unchanged", who.email, len(r.units_created), len(r.units_updated),
+                     len(r.officials_created), len(r.officials_updated), r.officials_unchanged)
+        else:
+            log.info("console: %s's directory import refused: %d problem(s), nothing stored", who.email,
+                     len(outcome.problems))
         return import_page(request, who, 400 if outcome.problems else 200, outcome=outcome)
 
     return routes

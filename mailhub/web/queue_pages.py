@@ -18,6 +18,7 @@ worker's locks; this module only reads the forms and shows the results.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Sequence
 
 from fastapi import APIRouter, Depends, Request
@@ -30,6 +31,8 @@ from mailhub.web.pages import Console, Visitor, done
 from mailhub.web.queue_filters import (MAX_LIMIT, ActionForm, FieldError, QueueQuery, parse_action, parse_filters,
                                        valid_path_id)
 from mailhub.web.queue_view import STATE_LABELS, detail_view, message_view, stats_view
+
+log = logging.getLogger("mailhub.web")
 
 NOTICES = {
     "retry": ("Các người nhận đang chờ của thư đã chọn sẽ được gửi lại ngay.",
@@ -50,6 +53,13 @@ _GONE = FieldError("id", "Không tìm thấy thư đã chọn trong hàng đợi
                          "Không có gì thay đổi; hãy tải lại trang.",
                    "A chosen message is no longer in the queue (delivered and removed, or deleted). "
                    "Nothing changed; reload the page.")
+
+
+_WHOLE_QUEUE = FieldError(
+    "sure", "Chưa có bộ lọc nào: thao tác này sẽ áp dụng cho mọi thư trong hàng đợi. Hãy chọn bộ lọc, hoặc "
+            "đánh dấu “Tôi chắc chắn” nếu đúng là muốn vậy. Chưa có gì thay đổi.",
+    "No filter given: this would apply to every message in the queue. Choose a filter, or check “I am sure” "
+    "if that is what you want. Nothing changed.")
 
 
 def _in_flight(exc: InFlightError) -> FieldError:
@@ -116,6 +126,8 @@ def router(console: Console) -> APIRouter:
         q, form = parse_filters(fields), parse_action(fields)
         if q.errors or form.errors:
             return await list_page(request, who, q, form.errors, 400, form.ids)
+        if form.scope == "matching" and not q.narrowed and not form.sure:
+            return await list_page(request, who, q, [_WHOLE_QUEUE], 400, form.ids)
         ids = form.ids if form.scope == "selected" else None
         try:
             report = await asyncio.to_thread(_apply, console, form.action, ids, q.filters)
@@ -123,6 +135,9 @@ def router(console: Console) -> APIRouter:
             return await list_page(request, who, q, [_GONE], 409, form.ids)
         except InFlightError as exc:
             return await list_page(request, who, q, [_in_flight(exc)], 409, form.ids)
+        log.info("console: %s: queue %s on %s: %d message(s), %d recipient(s)", who.email, form.action,
+                 f"{len(ids)} selected" if ids else f"every match of [{q.query() or 'no filter'}]",
+                 len(report.messages), len(report.targets))
         query = q.query()
         return done("/console/queue" + (f"?{query}" if query else ""), _notice_key(report))
 
@@ -146,6 +161,8 @@ def router(console: Console) -> APIRouter:
             return await detail_page(request, who, message_id)  # gone: the 404 page says so
         except InFlightError as exc:
             return await detail_page(request, who, message_id, [_in_flight(exc)], 409)
+        log.info("console: %s: queue %s on message %s: %d recipient(s)", who.email, form.action, message_id,
+                 len(report.targets))
         if report.action == "delete":
             return done("/console/queue", _notice_key(report))
         return done(f"/console/queue/{report.messages[0] if report.messages else message_id}", _notice_key(report))
