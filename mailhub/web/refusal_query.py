@@ -38,7 +38,6 @@ class Refusal:
     unit_name: str | None
     policy: str
     reason: str
-    recipients: int  # as the ledger recorded them
     client_ip: str | None
 
 
@@ -64,8 +63,7 @@ def refusals(engine: Engine, f: RefusalFilter, offset: int, limit: int) -> tuple
     """One page of the matching refusals, newest first, and how many match in all."""
     where = _where(f)
     query = (select(_ev.c.at, _ev.c.official_email, _off.c.full_name, _ev.c.unit_code, _unit.c.name,
-                    _ev.c.policy, _ev.c.reason, _ev.c.recipients_internal, _ev.c.recipients_external,
-                    _ev.c.client_ip)
+                    _ev.c.policy, _ev.c.reason, _ev.c.client_ip)
              .select_from(_ev.outerjoin(_off, _off.c.email == _ev.c.official_email)
                           .outerjoin(_unit, _unit.c.code == _ev.c.unit_code))
              .where(*where).order_by(_ev.c.at.desc(), _ev.c.id.desc()).offset(offset).limit(limit))
@@ -73,4 +71,4 @@ def refusals(engine: Engine, f: RefusalFilter, offset: int, limit: int) -> tuple
         total = conn.execute(select(func.count()).select_from(_ev).where(*where)).scalar_one()
         rows = conn.execute(query).all()
     return [Refusal(r.at, r.official_email, r.full_name, r.unit_code, r.name, r.policy or "unknown", r.reason or "",
-                    (r.recipients_internal or 0) + (r.recipients_external or 0), r.client_ip) for r in rows], total
+                    r.client_ip) for r in rows], total

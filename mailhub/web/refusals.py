@@ -3,8 +3,9 @@ usage ledger.
 
 First the count per policy for the chosen days (by default the last 7, Vietnam time), each
 with what the rule means; then the refusals themselves, newest first and a page at a time:
-time, official and unit, the rule, the reply the client got, the recipients the ledger
-recorded and the client address. Filters: rule, official, days. Reads only.
+time, official and unit, the rule, the reply the client got and the client address (a
+refusal's recipients are not recorded: most come at MAIL or RCPT, before there are any).
+Filters: rule, official, days. Reads only.
 """
 from __future__ import annotations
 
