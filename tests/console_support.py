@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 from mailhub import directory
 from mailhub.db import make_engine
-from tests.support import PASSWORD, make_config, provisioned_copy, start_hub
+from tests.support import PASSWORD, make_config, provision, provisioned_copy, start_hub
 
 AN = "an@hcm.gov.vn"
 # Extra officials the console tests add (unit STTTT unless said): email → (name, roles).
@@ -103,10 +103,16 @@ class ConsoleHub:
         self.engine.dispose()
 
 
-def console_hub(tmp_path, ca, provisioned_home, only: str | None = None, **overrides) -> ConsoleHub:
+def console_hub(tmp_path, ca, provisioned_home, only: str | None = None, database_url: str | None = None,
+                **overrides) -> ConsoleHub:
     """A running hub (``only``: None for submission and delivery, as `mailhub serve`) with
-    :data:`STAFF` added. ``overrides``: config sections, as for ``make_config``."""
+    :data:`STAFF` added. ``database_url``: another database than the home's SQLite (e.g. a
+    PostgreSQL schema), provisioned here. ``overrides``: config sections, as for ``make_config``."""
+    if database_url:
+        overrides.setdefault("database", {})["url"] = database_url
     config = make_config(provisioned_copy(provisioned_home, tmp_path / "home"), ca, **overrides)
+    if database_url:
+        provision(config)
     engine = make_engine(config.database_url)
     add_staff(engine, config)
     return ConsoleHub(start_hub(config, ca, only=only), config, engine)
