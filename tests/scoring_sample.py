@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 
+from mailhub.templating import VIETNAM
 from mailhub.scoring.results import Activity, IndicatorInfo, OfficialResult, PeriodScores, UnitResult
 from policies.scoring.bursts import BurstFlag
 from policies.scoring.formula import Counts, score
@@ -93,3 +94,15 @@ def sample_scores(*, closed: bool = False) -> PeriodScores:
         officials=tuple(officials), units=tuple(units),
         closed_at=datetime(2026, 10, 5, 3, 0, tzinfo=timezone.utc) if closed else None,
         closed_by="hr@hcm.gov.vn" if closed else None)
+
+
+def at_vn(day: date, hour: int = 9) -> datetime:
+    """``hour`` o'clock of ``day`` in Vietnam, as an aware UTC time (how the ledger stores it)."""
+    return datetime(day.year, day.month, day.day, hour, tzinfo=VIETNAM).astimezone(timezone.utc)
+
+
+def mail(official: str, day: date, n: int = 1, **extra) -> list[dict]:
+    """``n`` ledger rows of mail sent by ``official`` on ``day`` (``extra``: other columns)."""
+    row = dict(at=at_vn(day), kind="email", official_email=official, unit_code=None, policy=None,
+               signature=None, to_self=False, automatic=False)
+    return [row | extra for _ in range(n)]

@@ -10,6 +10,7 @@ import asyncio
 import smtplib
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -218,3 +219,15 @@ def message(sender: str = "an@hcm.gov.vn", to: str = "binh@hcm.gov.vn",
             f"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
             f"Content-Transfer-Encoding: 8bit\r\n{extra}\r\n")
     return head.encode() + body.encode("utf-8")
+
+
+def wait_until(check, timeout: float = 20.0, what: str = "condition", every: float = 0.05):
+    """``check()``'s first true value, polled every ``every`` seconds; AssertionError naming
+    ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(every)
+    raise AssertionError(f"{what} never came true")

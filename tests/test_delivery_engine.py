@@ -26,7 +26,7 @@ from mailhub.dkimkeys import dns_records
 from mailhub.models import QueuedMessage, QueueRecipient
 from tests.dkimcheck import dkimpy_verify
 from tests.nexthops import Hop, ScriptedHandler, server_tls
-from tests.support import DOMAIN, free_port, make_config, message, provisioned_copy, start_hub
+from tests.support import DOMAIN, free_port, make_config, message, provisioned_copy, start_hub, wait_until
 
 SENDER = "an@hcm.gov.vn"
 
@@ -70,16 +70,6 @@ def states(config) -> dict[str, tuple[str, str]]:
     finally:
         engine.dispose()
     return {r.rcpt: (r.state, r.last_reply) for r in rows}
-
-
-def wait_until(check, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"{what} never came true")
 
 
 def report_fields(report: email.message.EmailMessage) -> list[dict[str, str]]:

@@ -21,10 +21,10 @@ from mailhub.scoring import inputs, periodstore, rollup
 from mailhub.scoring.counts import daily_counts
 from mailhub.scoring.engine import compute
 from mailhub.scoring.modelfile import SHIPPED_HOLIDAYS, SHIPPED_MODEL, load_holidays, load_model
-from mailhub.templating import VIETNAM
 from policies.scoring.calendar import working_days
 from policies.scoring.formula import INSUFFICIENT_DATA, SCORED
 from policies.scoring.periods import parse_period
+from tests.scoring_sample import at_vn, mail
 
 CONFIG = config_from_mapping({"domains": {"official": ["hcm.gov.vn"]}})
 MODELS = load_model(SHIPPED_MODEL)
@@ -45,16 +45,6 @@ def db(request, tmp_path):
     engine = make_engine(url)
     yield engine
     engine.dispose()
-
-
-def at_vn(day: date, hour: int = 9) -> datetime:
-    return datetime(day.year, day.month, day.day, hour, tzinfo=VIETNAM).astimezone(timezone.utc)
-
-
-def mail(official: str, day: date, n: int = 1, **extra) -> list[dict]:
-    row = dict(at=at_vn(day), kind="email", official_email=official, unit_code=None, policy=None,
-               signature=None, to_self=False, automatic=False)
-    return [row | extra for _ in range(n)]
 
 
 def add(engine, rows: list[dict]) -> None:

@@ -11,7 +11,6 @@ import csv
 import html
 import io
 import re
-from datetime import date, datetime, timezone
 
 import openpyxl
 import pytest
@@ -27,6 +26,7 @@ from mailhub.templating import VIETNAM
 from policies.scoring.calendar import working_days
 from policies.scoring.formula import SCORED, shown
 from policies.scoring.periods import previous_quarter
+from tests.scoring_sample import mail
 from tests.console_support import AN, console_hub
 from tests.support import PASSWORD
 
@@ -35,16 +35,6 @@ LEADER, NEWCOMER = "lanhdao@hcm.gov.vn", "moi@hcm.gov.vn"
 TODAY = utcnow().astimezone(VIETNAM).date()
 LAST = previous_quarter(TODAY)  # a whole quarter, over
 CROWD = 130  # officials in ward P-BN, beyond the provisioned ones: two pages of 100
-
-
-def at_vn(day: date, hour: int = 9) -> datetime:
-    return datetime(day.year, day.month, day.day, hour, tzinfo=VIETNAM).astimezone(timezone.utc)
-
-
-def mail(official: str, day: date, n: int = 1, **extra) -> list[dict]:
-    row = dict(at=at_vn(day), kind="email", official_email=official, unit_code=None, policy=None,
-               signature=None, to_self=False, automatic=False)
-    return [row | extra for _ in range(n)]
 
 
 @pytest.fixture(scope="module")
