@@ -7,7 +7,6 @@ import email
 import email.policy
 import io
 import re
-import time
 from datetime import datetime, timedelta
 
 import openpyxl
@@ -15,7 +14,7 @@ import pytest
 
 from tests.browser_support import DESKTOP, PHONE, launch, screenshot
 from tests.console_support import AN, console_hub
-from tests.support import PASSWORD
+from tests.support import PASSWORD, wait_until
 
 SECRETARY, HR, ADMIN = "thuky@hcm.gov.vn", "nhansu@hcm.gov.vn", "quantri@hcm.gov.vn"
 
@@ -73,15 +72,6 @@ def test_sign_in_language_and_a_form_without_its_token(chromium, hub):
     context.close()
 
 
-def wait_for(check, what: str, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if found := check():
-            return found
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def invitation_to(hub, address: str, title: str):
     folder = hub.config.outbox_dir / "new"
     for path in sorted(folder.glob("*")) if folder.exists() else []:
@@ -125,9 +115,9 @@ def test_a_secretary_invites_a_unit_and_follows_the_answers(chromium, hub):
 
     # Deliveries arrive at the outbox and the status page follows them.
     assert page.get_by_role("heading", level=1).inner_text() == title
-    letter = wait_for(lambda: invitation_to(hub, "chau@q1.hcm.gov.vn", title), "Châu's invitation")
-    wait_for(lambda: page.reload() or "Đã nhận" in attendee_row(page, "Lê Minh Châu").inner_text(),
-             "the email shown as delivered")
+    letter = wait_until(lambda: invitation_to(hub, "chau@q1.hcm.gov.vn", title), what="Châu's invitation", timeout=30)
+    wait_until(lambda: page.reload() or "Đã nhận" in attendee_row(page, "Lê Minh Châu").inner_text(),
+               what="the email shown as delivered", timeout=30, every=0.3)
     assert "Chưa trả lời" in attendee_row(page, "Lê Minh Châu").inner_text()
 
     # Châu answers from the link in her email, in her own browser.

@@ -15,7 +15,7 @@ import pytest
 
 from mailhub import directory
 from tests.console_support import AN, Browser, console_hub
-from tests.support import PASSWORD
+from tests.support import PASSWORD, wait_until
 
 THUKY = "thuky@hcm.gov.vn"
 OTHER_SECRETARY = "vanthu@hcm.gov.vn"
@@ -64,16 +64,6 @@ def mails(hub, title: str, prefix: str = "") -> list[email.message.EmailMessage]
         if title in str(message["Subject"]) and str(message["Subject"]).startswith(prefix):
             found.append(message)
     return found
-
-
-def wait_for(check, what: str, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def recipients(messages) -> list[str]:
@@ -128,22 +118,24 @@ def test_create_preview_send_follow_remind_update_cancel(hub, thuky):
 
     # Send; a second click sends nothing more.
     response, _ = thuky.post(f"/console/meetings/{mid}/send", page=f"/console/meetings/{mid}/preview")
-    assert response.status == 303 and response.headers["Location"] == f"/console/meetings/{mid}?done=sent"
+    assert response.status == 303 and response.headers["Location"] == f"/console/meetings/{mid}?live=1&done=sent"
     response, _ = thuky.post(f"/console/meetings/{mid}/send", page=f"/console/meetings/{mid}/preview")
-    assert response.headers["Location"] == f"/console/meetings/{mid}?done=nothing_new"
-    invitations = wait_for(lambda: len(found := mails(hub, title, "Giấy mời")) >= 3 and found, "3 invitations")
+    assert response.headers["Location"] == f"/console/meetings/{mid}?live=1&done=nothing_new"
+    invitations = wait_until(lambda: len(found := mails(hub, title, "Giấy mời")) >= 3 and found, what="3 invitations")
     assert recipients(invitations) == ["bao@doitac.vn", "binh@hcm.gov.vn", "chau@q1.hcm.gov.vn"]
 
-    def status():
-        return html.unescape(thuky.get(f"/console/meetings/{mid}")[1])
+    def status(live: str = ""):
+        return html.unescape(thuky.get(f"/console/meetings/{mid}{live}")[1])
 
-    page = wait_for(lambda: "Email:\nĐã nhận <strong>3</strong>" in (p := status()) and p, "3 emails delivered")
-    assert '<meta http-equiv="refresh" content="15">' in page
+    page = wait_until(lambda: "Email:\nĐã nhận <strong>3</strong>" in (p := status()) and p, what="3 emails delivered")
+    # live on request (and after sending): a page that reloads itself is the visitor's choice
+    assert 'http-equiv="refresh"' not in page and f'href="/console/meetings/{mid}?live=1"' in page
+    assert '<meta http-equiv="refresh" content="15">' in status("?live=1")
     for name, unit in (("Lê Minh Châu", "Ủy ban nhân dân Quận 1"), ("Trần Thị Bình", "Sở Thông tin và Truyền thông"),
                        ("Ông Trần Văn Bảo", "Khách mời")):
         row = row_of(page, name)
         assert unit in row and "Đã nhận" in row and "Chưa trả lời" in row
-    wait_for(lambda: "Đã gửi" in row_of(status(), "Ông Trần Văn Bảo"), "the SMS handed to the gateway")
+    wait_until(lambda: "Đã gửi" in row_of(status(), "Ông Trần Văn Bảo"), what="the SMS handed to the gateway")
     assert [m["to"] for m in sms_texts(hub)] == ["+84912345678"]
 
     # Châu answers through the link in her email.
@@ -158,8 +150,8 @@ def test_create_preview_send_follow_remind_update_cancel(hub, thuky):
     # A reminder to those who have not answered: Bình and Bảo, not Châu.
     response, _ = thuky.post(f"/console/meetings/{mid}/remind", {"to": "unanswered"}, page=f"/console/meetings/{mid}")
     assert response.headers["Location"] == f"/console/meetings/{mid}?done=reminded"
-    reminders = wait_for(lambda: len(found := mails(hub, title, "Đề nghị xác nhận tham dự")) >= 2 and found,
-                         "2 reminders")
+    reminders = wait_until(lambda: len(found := mails(hub, title, "Đề nghị xác nhận tham dự")) >= 2 and found,
+                           what="2 reminders")
     time.sleep(0.5)
     assert recipients(mails(hub, title, "Đề nghị xác nhận tham dự")) == ["bao@doitac.vn", "binh@hcm.gov.vn"]
     assert len(reminders) == 2
@@ -172,11 +164,11 @@ def test_create_preview_send_follow_remind_update_cancel(hub, thuky):
     assert response.status == 303, page
     assert response.headers["Location"] == f"/console/meetings/{mid}?done=updated"
     # (an@ is invited at SEQUENCE 1, so the calendar sees an update too)
-    updates = wait_for(lambda: len(found := mails(hub, title, "Cập nhật giấy mời")) >= 4 and found, "4 updates")
+    updates = wait_until(lambda: len(found := mails(hub, title, "Cập nhật giấy mời")) >= 4 and found, what="4 updates")
     assert recipients(updates) == [AN, "bao@doitac.vn", "binh@hcm.gov.vn", "chau@q1.hcm.gov.vn"]
     assert all("Phòng họp số 5" in m.get_body(("plain",)).get_content() for m in updates)
-    assert any(m["text"].startswith("Thay doi lich hop") for m in wait_for(
-        lambda: [m for m in sms_texts(hub) if m["text"].startswith("Thay doi")], "the SMS of the change"))
+    assert any(m["text"].startswith("Thay doi lich hop") for m in wait_until(
+        lambda: [m for m in sms_texts(hub) if m["text"].startswith("Thay doi")], what="the SMS of the change"))
     page = status()
     assert "Chưa trả lời" in row_of(page, "Lê Minh Châu")  # a new place: everyone answers again
     assert "Nguyễn Văn An" in page
@@ -187,10 +179,10 @@ def test_create_preview_send_follow_remind_update_cancel(hub, thuky):
     response, _ = thuky.post(f"/console/meetings/{mid}/cancel", {"reason": "Lãnh đạo đi công tác"},
                              page=f"/console/meetings/{mid}/cancel")
     assert response.headers["Location"] == f"/console/meetings/{mid}?done=cancelled"
-    cancels = wait_for(lambda: len(found := mails(hub, title, "Hủy cuộc họp")) >= 4 and found, "4 cancellations")
+    cancels = wait_until(lambda: len(found := mails(hub, title, "Hủy cuộc họp")) >= 4 and found, what="4 cancellations")
     assert recipients(cancels) == [AN, "bao@doitac.vn", "binh@hcm.gov.vn", "chau@q1.hcm.gov.vn"]
     page = status()
-    assert "Đã hủy" in page and 'http-equiv="refresh"' not in page
+    assert "Đã hủy" in page and 'http-equiv="refresh"' not in status("?live=1")
     response, page = thuky.post(f"/console/meetings/{mid}/remind", {"to": "unanswered"}, page="/console/meetings")
     assert response.status == 409 and "đã bị hủy" in page
     assert thuky.get(f"/console/meetings/{mid}/preview")[0].status == 409

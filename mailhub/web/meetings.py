@@ -217,7 +217,7 @@ def router(console: Console) -> APIRouter:
         log.info("console: %s sent meeting %d: %d email(s), %d SMS, %d refused", who.email, meeting.id,
                  report.emails, report.sms, len(report.refused))
         key = "sent_refused" if report.refused else "sent" if report.emails or report.sms else "nothing_new"
-        return done(f"/console/meetings/{meeting.id}", key)
+        return done(f"/console/meetings/{meeting.id}?live=1", key)  # just sent: follow it live
 
     # ---- status, remind ---------------------------------------------------------------
 
@@ -226,7 +226,8 @@ def router(console: Console) -> APIRouter:
         rows = await asyncio.to_thread(attendee_rows, engine, meeting.id)
         return console.render(request, who, "meetings/status", status, meeting=meeting, rows=rows,
                               counts=counts(rows), labels=labels(), start=as_utc(meeting.start_at),
-                              end=as_utc(meeting.end_at), error=error, notices=NOTICES)
+                              end=as_utc(meeting.end_at), error=error, notices=NOTICES,
+                              live=request.query_params.get("live") == "1")
 
     @router.get("/meetings/{meeting_id}")
     async def show(meeting_id: str, request: Request, who: Visitor = Depends(secretary)) -> Response:
