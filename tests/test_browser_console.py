@@ -1,5 +1,5 @@
-"""The console in a real browser: Playwright drives Debian's Chromium against the real server
-(`mailhub serve`'s services on loopback). What a secretary, HR, an official and the IT
+"""The console in a real browser: Playwright drives Debian's Chromium against `mailhub serve`
+(a child process on loopback, as an operator starts it). What a secretary, HR, an official and the IT
 department do, end to end; screenshots of the main pages are kept (tests/browser_support.py)."""
 from __future__ import annotations
 
@@ -7,14 +7,18 @@ import email
 import email.policy
 import io
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import openpyxl
 import pytest
 
+from mailhub.config import Config, load_config
+from mailhub.db import make_engine
 from tests.browser_support import DESKTOP, PHONE, launch, screenshot
-from tests.console_support import AN, console_hub
-from tests.support import PASSWORD, wait_until
+from tests.console_support import AN, add_staff
+from tests.serve_process import ServeProcess
+from tests.support import PASSWORD, provisioned_copy, wait_until, write_config_file
 
 SECRETARY, HR, ADMIN = "thuky@hcm.gov.vn", "nhansu@hcm.gov.vn", "quantri@hcm.gov.vn"
 
@@ -27,11 +31,25 @@ def chromium():
     playwright.stop()
 
 
+@dataclass
+class Served:
+    port: int  # the HTTP port of `mailhub serve`
+    config: Config
+
+
 @pytest.fixture
 def hub(tmp_path, ca, provisioned_home):
-    running = console_hub(tmp_path, ca, provisioned_home)
-    yield running
-    running.stop()
+    """`mailhub serve` as an operator starts it (a child process, the config file, SQLite,
+    delivery to the local outbox), with a secretary, HR and an administrator in the directory."""
+    home = provisioned_copy(provisioned_home, tmp_path / "home")
+    path = write_config_file(home, 0, delivery={"mode": "outbox"})
+    config = load_config(path)
+    engine = make_engine(config.database_url)
+    add_staff(engine, config)
+    engine.dispose()
+    served = ServeProcess(path)
+    yield Served(served.ports["http"], config)
+    served.stop()
 
 
 def sign_in(page, base: str, email: str, password: str = PASSWORD) -> None:

@@ -1,14 +1,9 @@
 """Nothing accepted is lost: SIGKILL right after the 250s, then restart."""
 from __future__ import annotations
 
-import os
 import re
-import signal
 import smtplib
-import subprocess
-import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,6 +12,7 @@ from sqlalchemy import select
 
 from mailhub.db import make_engine
 from mailhub.models import QueuedMessage, QueueRecipient
+from tests.serve_process import ServeProcess
 from tests.support import PASSWORD, message, provisioned_copy, write_config_file
 
 pytestmark = pytest.mark.slow
@@ -24,47 +20,6 @@ pytestmark = pytest.mark.slow
 
 def write_config(home: Path, next_hop_port: int, processes: int = 1) -> Path:
     return write_config_file(home, next_hop_port, server={"processes": processes})
-
-
-class ServeProcess:
-    """``mailhub serve`` as a child process; ``want`` is how many processes must
-    report in (front ends with their ports, the delivery worker) before tests go on."""
-
-    def __init__(self, config: Path, *args: str, want: int = 1) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MAILHUB_")}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mailhub", "--config", str(config), "serve", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-        self.ports: dict[str, int] = {}
-        self.roles: dict[int, set[str]] = {}  # pid -> what it reported running
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and self._reported() < want:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            if m := re.search(r"mailhub\[(\d+)\]: (submissions?) listening on port (\d+)", line):
-                self.ports[m.group(2)] = int(m.group(3))
-                self.roles.setdefault(int(m.group(1)), set()).add(m.group(2))
-            if m := re.search(r"mailhub\[(\d+)\]: delivery worker running", line):
-                self.roles.setdefault(int(m.group(1)), set()).add("delivery")
-        assert len(self.ports) == 2, "mailhub serve did not report its ports"
-
-    def _reported(self) -> int:
-        """Processes that are fully up: both listeners, or the delivery worker."""
-        return sum(1 for r in self.roles.values()
-                   if {"submission", "submissions"} <= r or r == {"delivery"})
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-        self.proc.stdout.close()
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        finally:
-            self.proc.stdout.close()
 
 
 def submit_burst(port: int, ca, sessions: int, per_session: int) -> list[str]:
