@@ -35,9 +35,10 @@ class ServeProcess:
         assert {"submission", "submissions"} <= set(self.ports), "mailhub serve did not report its ports"
 
     def _reported(self) -> int:
-        """Processes that are fully up: both listeners, or the delivery worker."""
+        """Processes that are fully up: both listeners, or the delivery worker (the main process
+        of a node also serves HTTP)."""
         return sum(1 for r in self.roles.values()
-                   if {"submission", "submissions"} <= r or r == {"delivery"})
+                   if {"submission", "submissions"} <= r or r - {"http"} == {"delivery"})
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)

@@ -52,6 +52,15 @@ def hub(tmp_path, ca, provisioned_home):
     served.stop()
 
 
+def signed_in(chromium, hub: Served, email: str, viewport: dict, **options):
+    """(base URL, context, page) of a new browser context signed in as ``email``."""
+    base = f"http://127.0.0.1:{hub.port}"
+    context = chromium.new_context(viewport=viewport, **options)
+    page = context.new_page()
+    sign_in(page, base, email)
+    return base, context, page
+
+
 def sign_in(page, base: str, email: str, password: str = PASSWORD) -> None:
     page.goto(f"{base}/console/signin")
     page.get_by_label("Địa chỉ thư công vụ").fill(email)
@@ -104,10 +113,7 @@ def attendee_row(page, name: str):
 
 
 def test_a_secretary_invites_a_unit_and_follows_the_answers(chromium, hub):
-    base = f"http://127.0.0.1:{hub.port}"
-    context = chromium.new_context(viewport=DESKTOP)
-    page = context.new_page()
-    sign_in(page, base, SECRETARY)
+    base, context, page = signed_in(chromium, hub, SECRETARY, DESKTOP)
     page.get_by_role("navigation").get_by_role("link", name="Cuộc họp").click()
     page.get_by_role("link", name="Tạo cuộc họp mới").click()
     title = "Họp triển khai chữ ký số quý I"
@@ -151,10 +157,7 @@ def test_a_secretary_invites_a_unit_and_follows_the_answers(chromium, hub):
 
 
 def test_hr_views_scores_and_downloads_the_xlsx(chromium, hub):
-    base = f"http://127.0.0.1:{hub.port}"
-    context = chromium.new_context(viewport=DESKTOP, accept_downloads=True)
-    page = context.new_page()
-    sign_in(page, base, HR)
+    base, context, page = signed_in(chromium, hub, HR, DESKTOP, accept_downloads=True)
     page.get_by_role("navigation").get_by_role("link", name="Điểm thi đua").click()
     assert page.get_by_role("heading", level=1).is_visible()
     assert "Sở Thông tin và Truyền thông" in page.inner_text("main")
@@ -178,10 +181,7 @@ def test_hr_views_scores_and_downloads_the_xlsx(chromium, hub):
 
 
 def test_an_official_sees_their_own_score_but_not_hr_pages(chromium, hub):
-    base = f"http://127.0.0.1:{hub.port}"
-    context = chromium.new_context(viewport=PHONE)
-    page = context.new_page()
-    sign_in(page, base, AN)
+    base, context, page = signed_in(chromium, hub, AN, PHONE)
     menu = page.get_by_role("navigation")
     assert menu.get_by_role("link", name="Điểm thi đua").count() == 0
     assert menu.get_by_role("link", name="Cuộc họp").count() == 0
@@ -198,10 +198,7 @@ def test_an_official_sees_their_own_score_but_not_hr_pages(chromium, hub):
 
 
 def test_the_it_pages(chromium, hub):
-    base = f"http://127.0.0.1:{hub.port}"
-    context = chromium.new_context(viewport=DESKTOP)
-    page = context.new_page()
-    sign_in(page, base, ADMIN)
+    base, context, page = signed_in(chromium, hub, ADMIN, DESKTOP)
     for name, shot in (("Hàng đợi thư", "queue"), ("Thư bị từ chối", "refusals"),
                        ("DKIM và cấu hình", "setup"), ("Danh bạ", "directory")):
         page.get_by_role("navigation").get_by_role("link", name=name).click()

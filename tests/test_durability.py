@@ -84,9 +84,9 @@ def test_several_front_ends_share_the_ports_and_a_separate_worker_delivers(
     config = write_config(home, next_hop.port, processes=2)
     server = ServeProcess(config, want=3)
     try:
-        # two front ends with both listeners, and a third process that only delivers
+        # two front ends with both listeners, and a third process that delivers (and serves HTTP)
         assert sorted(sorted(r) for r in server.roles.values()) == [
-            ["delivery"], ["submission", "submissions"], ["submission", "submissions"]]
+            ["delivery", "http"], ["submission", "submissions"], ["submission", "submissions"]]
         ids = submit_burst(server.ports["submission"], ca, sessions=6, per_session=5)
         got = next_hop.handler.wait_for(30, timeout=30)
     finally:
