@@ -47,6 +47,7 @@ PAGES = [  # (who, path); {m}: the meeting's id
     (SECRETARY, "/console/meetings/{m}/cancel"),
     (HR, "/console/scores"),
     (HR, "/console/scores?view=official"),
+    (HR, "/console/scores?trend=1"),
     (ADMIN, "/console/queue"),
     (ADMIN, "/console/refusals"),
     (ADMIN, "/console/setup"),

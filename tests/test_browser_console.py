@@ -167,6 +167,10 @@ def test_hr_views_scores_and_downloads_the_xlsx(chromium, hub):
     assert page.evaluate("Array.from(document.images).map(i => i.naturalWidth)") == [
         w for w in page.evaluate("Array.from(document.images).map(i => i.naturalWidth)") if w > 0]
     screenshot(page, "scores-units")
+    page.get_by_role("link", name="Xem xu hướng theo các quý của năm").click()  # computed on request
+    assert page.get_by_role("columnheader", name="Bình quân toàn thành phố").is_visible()
+    page.wait_for_load_state("networkidle")
+    assert page.evaluate("document.querySelector('img[src*=\"trend.svg\"]').naturalWidth") > 0
     with page.expect_download() as download:
         page.get_by_role("link", name="Excel (XLSX)").click()
     assert re.fullmatch(r"diem-thi-dua-\d{4}-Q\d\.xlsx", download.value.suggested_filename)

@@ -107,7 +107,14 @@ def test_hr_sees_the_units_ranked_with_explanations_matching_the_period_store(hr
             assert html.escape(line) in page
     assert "Sở, ban, ngành" in page and "Phường, xã, thị trấn" in page and "<details>" in page
     assert '<img src="/console/scores/chart/ranking.svg?' in page and 'alt="' in page
-    assert "Bình quân toàn thành phố" in page  # the trend's table
+    # The trend over the year's quarters: computed on request when quarters are neither cached nor
+    # closed (seconds each for a big city), then shown with the page while they stay cached.
+    response, page = hr.get(f"/console/scores?period={LAST.label}&trend=1")
+    assert response.status == 200 and "Bình quân toàn thành phố" in page  # the trend's table
+    assert "Bình quân toàn thành phố" in hr.get(f"/console/scores?period={LAST.label}")[1]
+    _, page = hr.get("/console/scores?period=2025-Q4")  # a year none of whose quarters was computed
+    assert "Xem xu hướng theo các quý của năm" in page and "cần tính thêm 3 quý chưa chốt" in page
+    assert "Bình quân toàn thành phố" not in page and "trend=1" in page
 
 
 def test_hr_sees_the_officials_with_their_points_and_flags(hr, expected):

@@ -74,6 +74,17 @@ class PeriodCache:
                 self._flights.pop(key, None)
         return value
 
+    def ready(self, period: Period, name: str | None = None) -> bool:
+        """Whether the period (or what ``name`` derives from it) can be had without computing:
+        cached and fresh, or closed (read back from its snapshot)."""
+        closed_now = self._closed_labels()
+        if period.label in closed_now:
+            return True
+        with self._lock:
+            if name is not None and self._fresh(self._derived, (period.label, name), period.label, closed_now):
+                return True
+            return self._fresh(self._scores, period.label, period.label, closed_now) is not None
+
     def derived(self, period: Period, name: str, build: Callable[[PeriodScores], T]) -> T:
         """``build(scores)`` for the period, kept like the scores themselves (``name`` tells
         apart what is derived from one period)."""

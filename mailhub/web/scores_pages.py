@@ -133,14 +133,21 @@ def router(console: Console) -> APIRouter:
                 g["chart"] = urlencode({k: v for k, v in (("period", f.period.label), ("group", g["kind"]),
                                                           ("unit", f.unit)) if v})
             results["groups"] = groups
-            results.update(await _trend(who, f, lang))
+            results.update(await _trend(who, f, lang, request.query_params.get("trend") == "1",
+                                        urlencode(query | {"trend": "1"})))
         return console.render(request, who, "scores/index", **values)
 
-    async def _trend(who: Visitor, f: Filters, lang: str) -> dict:
-        """The trend of the selected period's year: figures for the table, the chart's query."""
+    async def _trend(who: Visitor, f: Filters, lang: str, asked: bool, ask: str) -> dict:
+        """The trend of the selected period's year: figures for the table, the chart's query.
+        Quarters that would have to be computed (open and not cached: seconds each for a big
+        city) are computed only when asked (``trend=1``); until then the page offers a link."""
         year = f.period.start.year
         unit = f.unit or (None if _sees_all(who) else who.unit)
         quarters = quarters_of(year, _today())
+        missing = 0 if asked else await asyncio.to_thread(
+            lambda: sum(not cache.ready(q, "trend") for q in quarters if q.label != f.period.label))
+        if missing:
+            return {"trend": None, "trend_missing": missing, "trend_ask": ask}
         points = await asyncio.to_thread(lambda: [cache.derived(q, "trend", trend_point) for q in quarters])
         return {"trend_chart": urlencode({"year": year, **({"unit": unit} if unit else {})}),
                 "trend_city": _sees_all(who), "trend_unit": unit,
