@@ -9,6 +9,8 @@ and times what HR waits for, each request ``--runs`` times:
 - ``units (first)``: ``/console/scores?period=2026-Q3``, the period computed (cold cache);
 - ``units``: the same page again (the period from the console's cache: rendering 348 units
   with their explanations and the ranking charts' data);
+- ``+ trend (first)`` / ``+ trend``: the page with the year's trend asked for (``trend=1``):
+  the year's other quarters computed once, then cached;
 - ``officials p1`` / ``officials p400``: the officials view, first and a far page (100 rows);
 - ``ranking.svg``, ``trend.svg``: the charts (the trend computes each quarter of the year once);
 - ``download.xlsx`` / ``download.csv``: every official and unit of the period.
@@ -160,6 +162,8 @@ def measure(database: str, args, log) -> dict:
             q = f"period={PERIOD}"
             pages = [("units (first)", f"/console/scores?{q}", 1),
                      ("units", f"/console/scores?{q}", args.runs),
+                     ("+ trend (first)", f"/console/scores?{q}&trend=1", 1),
+                     ("+ trend", f"/console/scores?{q}&trend=1", args.runs),
                      ("officials p1", f"/console/scores?{q}&view=official", args.runs),
                      ("officials p400", f"/console/scores?{q}&view=official&page=400", args.runs),
                      ("ranking.svg", f"/console/scores/chart/ranking.svg?{q}&group=district", args.runs),
