@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from datetime import datetime
 from typing import Annotated, NoReturn, Optional
@@ -29,14 +28,12 @@ from rich.text import Text
 
 from mailhub.errors import InputError
 from mailhub.models import RecipientState, utcnow
-from mailhub.queue_terms import domain_spellings, header_fields, parse_duration
+from mailhub.queue_terms import domain_spellings, escaped, header_fields, parse_duration
 
 queue_app = typer.Typer(help="The delivery queue: list, show, retry, hold, release, delete, stats.",
                         no_args_is_help=True)
 
 STATE_NAMES = tuple(s.value for s in RecipientState)
-# C0/C1 controls but tab and newline, and the bidi overrides that can reorder what is shown.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _PREVIEW_ROWS = 50
 
 States = Annotated[Optional[list[str]], typer.Option(
@@ -92,7 +89,7 @@ def _console(stderr: bool = False) -> Console:
 
 
 def _clean(value: object) -> Text:
-    return Text(_CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(value)))
+    return Text(escaped(str(value)))
 
 
 def _say(text: str) -> None:

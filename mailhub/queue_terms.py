@@ -1,6 +1,6 @@
 """How people write and read queue selections, the same on the command line and in the console:
-durations (``30m``, ``4h``, ``2d``), recipient domains in either spelling, and a message's
-header fields as text to show.
+durations (``30m``, ``4h``, ``2d``), recipient domains in either spelling, a message's
+header fields, and outside text made safe to show.
 """
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import idna
 
 from mailhub.errors import InputError
 
+# C0/C1 controls but tab and newline, and the bidi overrides that can reorder what is shown.
+_HIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"(\d+)([smhdw])")
 
@@ -52,3 +54,9 @@ def header_fields(block: bytes) -> list[tuple[str, str]]:
             value = raw
         fields.append((name, " ".join(value.split())))
     return fields
+
+
+def escaped(value: object) -> str:
+    """``value`` as text with controls and bidi overrides written out (``\\x1b``), so text from
+    outside (headers, remote replies) cannot hide or reorder what is shown; None is empty."""
+    return _HIDDEN.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), "" if value is None else str(value))

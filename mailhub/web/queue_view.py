@@ -9,11 +9,10 @@ header block).
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from mailhub.queue_terms import header_fields
+from mailhub.queue_terms import escaped, header_fields
 from mailhub.models import RecipientState
 from mailhub.queue_admin import Message, MessageDetail, Stats
 from mailhub.templating import vn_time
@@ -41,11 +40,6 @@ ATTEMPT_LABELS: dict[str, Pair] = {
     "bounced": ("Bị trả lại (lỗi vĩnh viễn)", "Bounced (permanent failure)")}
 
 # C0/C1 controls but tab and newline, and the bidi marks and overrides that reorder text
-_HIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def visible(value: object) -> str:
-    return _HIDDEN.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), "" if value is None else str(value))
 
 
 def age(seconds: float) -> Pair:
@@ -104,15 +98,15 @@ class MessageView:
 def recipient_view(r, now: datetime) -> RecipientView:
     vi, en, badge = STATE_LABELS.get(r.state, (r.state, r.state, ""))
     busy = r.state == RecipientState.SENDING.value and r.lease_until is not None and r.lease_until >= now
-    return RecipientView(visible(r.address), r.state, (vi, en), badge if not busy else "wait", r.attempts,
-                         next_attempt(r, now), visible(r.last_reply), NOTICE_LABELS.get(r.notified or "", ("—", "—")))
+    return RecipientView(escaped(r.address), r.state, (vi, en), badge if not busy else "wait", r.attempts,
+                         next_attempt(r, now), escaped(r.last_reply), NOTICE_LABELS.get(r.notified or "", ("—", "—")))
 
 
 def message_view(m: Message, now: datetime) -> MessageView:
     recipients = tuple(recipient_view(r, now) for r in m.recipients)
     busy = any(r.state == RecipientState.SENDING.value and r.lease_until is not None and r.lease_until >= now
                for r in m.recipients)
-    return MessageView(m.id, visible(m.sender) or "<>", KIND_LABELS.get(m.kind, (m.kind, m.kind)), m.size,
+    return MessageView(m.id, escaped(m.sender) or "<>", KIND_LABELS.get(m.kind, (m.kind, m.kind)), m.size,
                        vn_time(m.created_at), age((now - m.created_at).total_seconds()), recipients, busy)
 
 
@@ -135,9 +129,9 @@ class DetailView:
 
 
 def detail_view(d: MessageDetail, now: datetime) -> DetailView:
-    headers = tuple((visible(n), visible(v)) for n, v in header_fields(d.header_block))
-    attempts = tuple(AttemptView(vn_time(a.at), visible(a.recipient), ATTEMPT_LABELS.get(a.outcome, (a.outcome, a.outcome)),
-                                 visible(a.remote), visible(a.reply), visible(a.node)) for a in d.attempts)
+    headers = tuple((escaped(n), escaped(v)) for n, v in header_fields(d.header_block))
+    attempts = tuple(AttemptView(vn_time(a.at), escaped(a.recipient), ATTEMPT_LABELS.get(a.outcome, (a.outcome, a.outcome)),
+                                 escaped(a.remote), escaped(a.reply), escaped(a.node)) for a in d.attempts)
     return DetailView(message_view(d.message, now), headers, d.header_truncated, attempts)
 
 
@@ -158,4 +152,4 @@ def stats_view(s: Stats, now: datetime) -> StatsView:
     oldest_age = age((now - s.oldest_waiting).total_seconds()) if s.oldest_waiting else ("", "")
     outcomes = tuple((ATTEMPT_LABELS[o], s.outcomes["1h"][o], s.outcomes["24h"][o]) for o in s.outcomes["1h"])
     return StatsView(states, s.messages_waiting, oldest, oldest_age,
-                     tuple((visible(d), n) for d, n in s.deferred_domains), outcomes, s.notices_pending)
+                     tuple((escaped(d), n) for d, n in s.deferred_domains), outcomes, s.notices_pending)
