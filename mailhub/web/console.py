@@ -25,7 +25,7 @@ from mailhub.directory import find_official, load_sender
 from mailhub.signing import DkimSigner
 from mailhub.smtp.auth import Authenticator, AuthOutcome
 from mailhub.web import sessions
-from mailhub.web.pages import (LANG_COOKIE, LANGS, SESSION_COOKIE, Console, Visitor, language, read_body,
+from mailhub.web.pages import (EXPIRED_FORM, LANG_COOKIE, LANGS, SESSION_COOKIE, Console, Visitor, language, read_body,
                                safe_next, set_cookie, translator)
 
 SIGNIN_COOKIE = "mailhub_signin"  # the sign-in form's CSRF value, before there is a session
@@ -85,9 +85,7 @@ def console_router(engine: Engine, config: Config,
         form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)) if body is not None else None
         expected = request.cookies.get(SIGNIN_COOKIE, "")
         if form is None or not expected or not sessions.csrf_ok(expected, form.get("csrf")):
-            return console.refusal(request, None, 403,
-                                   "Biểu mẫu đã hết hạn hoặc không hợp lệ; vui lòng tải lại trang.",
-                                   "The form expired or is not valid; reload the page.")
+            return console.refusal(request, None, 403, *EXPIRED_FORM)
         email = form.get("email", "").strip().lower()[:320]
         next_path = safe_next(form.get("next"))
         client = request.client.host if request.client else "?"

@@ -57,6 +57,10 @@ MENU = (
 )
 
 
+EXPIRED_FORM = ("Biểu mẫu đã hết hạn hoặc không hợp lệ; vui lòng tải lại trang.",
+                "The form expired or is not valid; reload the page.")  # a form without its CSRF token
+
+
 class Stop(Exception):
     """Ends a console request with ``response`` (a redirect to sign in, a refusal page).
     Answered by the handler :func:`mailhub.http.app.create_app` installs."""
@@ -187,17 +191,13 @@ class Console:
             values.setdefault(key, []).append(value)
         token = values.get("csrf", [""])[-1]
         if not sessions.csrf_ok(who.csrf, token):
-            raise Stop(self.refusal(request, who, 403,
-                                    "Biểu mẫu đã hết hạn hoặc không hợp lệ; vui lòng tải lại trang.",
-                                    "The form expired or is not valid; reload the page."))
+            raise Stop(self.refusal(request, who, 403, *EXPIRED_FORM))
         return values
 
     def check_csrf(self, request: Request, who: Visitor, token: str | None) -> None:
         """For forms not read by :meth:`form` (a file upload): refuse without the session's token."""
         if not sessions.csrf_ok(who.csrf, token):
-            raise Stop(self.refusal(request, who, 403,
-                                    "Biểu mẫu đã hết hạn hoặc không hợp lệ; vui lòng tải lại trang.",
-                                    "The form expired or is not valid; reload the page."))
+            raise Stop(self.refusal(request, who, 403, *EXPIRED_FORM))
 
 
 async def read_body(request: Request, limit: int) -> bytes | None:
